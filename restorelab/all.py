@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #0586f338
+# %% ../nbs/99_all.ipynb #ea662be8
 import math, gc, random, re, os
 from pathlib import Path
 from functools import partial
