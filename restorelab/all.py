@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #ea662be8
+# %% ../nbs/99_all.ipynb #abdd042a
 import math, gc, random, re, os
 from pathlib import Path
 from functools import partial

@@ -63,7 +63,7 @@ def server(tmp_path, monkeypatch):
             requests.append(self.path)
             super().do_GET()
     httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield SimpleNamespace(url=f'http://127.0.0.1:{httpd.server_address[1]}', root=root, requests=requests)
     httpd.shutdown(); httpd.server_close(); thread.join(5)
@@ -277,21 +277,21 @@ def test_bad_archives(tmp_path):
 
 
 def _fail_after(n, monkeypatch):
-    "Make tarfile raise while writing its (n+1)-th file, as a crash or Ctrl-C mid-extraction would."
-    real, calls = tarfile.TarFile.makefile, []
+    "Make tarfile raise while writing its (n+1)-th file, as a crash or Ctrl-C would; set `.n = None` on the result to stop."
+    real, state = tarfile.TarFile.makefile, SimpleNamespace(calls=[], n=n)
     def makefile(self, tarinfo, targetpath):
-        calls.append(targetpath)
-        if len(calls) > n: raise KeyboardInterrupt('interrupted')
+        state.calls.append(targetpath)
+        if state.n is not None and len(state.calls) > state.n: raise KeyboardInterrupt('interrupted')
         return real(self, tarinfo, targetpath)
     monkeypatch.setattr(tarfile.TarFile, 'makefile', makefile)
-    return calls
+    return state
 
 
 def test_interrupted_extraction_leaves_nothing(tmp_path, monkeypatch):
     arc = make_tar(tmp_path/'a.tgz', [(f'tiny/{i}.txt', b'x') for i in range(10)])
-    calls = _fail_after(3, monkeypatch)
+    state = _fail_after(3, monkeypatch)
     with pytest.raises(KeyboardInterrupt): extract_archive(arc, tmp_path/'dest')
-    assert len(calls) == 4                                       # some files were written before the interruption
+    assert len(state.calls) == 4                                       # some files were written before the interruption
     assert not (tmp_path/'dest').exists() and leftovers(tmp_path) == []
 
 
@@ -334,11 +334,10 @@ def test_untar_checksum_mismatch_leaves_nothing(home, server):
 
 def test_untar_interrupted_then_resumed(home, server, monkeypatch):
     url, _ = _tiny_url(server, members=[(f'tiny/{i}.txt', b'x') for i in range(10)])
-    _fail_after(2, monkeypatch)
+    state = _fail_after(2, monkeypatch)
     with pytest.raises(KeyboardInterrupt): untar_data(url)
     assert not (data_path()/'tiny').exists() and not (data_path()/'.tiny.complete').exists() and leftovers(data_path()) == []
-    monkeypatch.undo()
-    monkeypatch.setenv('RESTORELAB_HOME', str(home))
+    state.n = None
     path = untar_data(url)                                            # the archive is reused from the cache
     assert len(list(path.iterdir())) == 10 and len(server.requests) == 1
 
