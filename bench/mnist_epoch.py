@@ -85,7 +85,7 @@ def fmt(x, nd=2): return '–' if x is None else f'{x:,.{nd}f}'
 
 
 def summarize(results, names):
-    "Per contestant: median epoch time and the other medians."
+    "Per contestant: median epoch time (img/s derived from it, so the columns agree) and the other medians."
     summary = {}
     for name in names:
         ok = [r for r in results if r['name'] == name and 'error' not in r]
@@ -93,7 +93,7 @@ def summarize(results, names):
         if not ok:
             summary[name] = dict(error=errs[-1] if errs else 'not run'); continue
         med = lambda k: statistics.median(r[k] for r in ok)
-        summary[name] = dict(epoch_s=med('epoch_s'), img_s=med('img_s'), valid_s=med('valid_s'), valid_acc=med('valid_acc'),
+        summary[name] = dict(epoch_s=med('epoch_s'), img_s=ok[0]['n_train'] / med('epoch_s'), valid_s=med('valid_s'), valid_acc=med('valid_acc'),
                              setup_s=med('setup_s'), import_s=med('import_s'), peak_rss_mb=max(r['peak_rss_mb'] for r in ok),
                              runs=[r['epoch_s'] for r in ok], n_train=ok[0]['n_train'], params=ok[0]['params'],
                              failed=len(errs))

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #c01f3e4e
+# %% ../nbs/99_all.ipynb #948c9ae2
 import math, gc, random, re, os
 from pathlib import Path
 from functools import partial
