@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #948c9ae2
+# %% ../nbs/99_all.ipynb #dda113aa
 import math, gc, random, re, os
 from pathlib import Path
 from functools import partial
