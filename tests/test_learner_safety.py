@@ -164,3 +164,15 @@ def test_discriminative_lrs_follow_slice():
     lrs = learn.opt.lrs
     assert lrs[0] < lrs[1] < lrs[2]
     assert abs(lrs[1] / lrs[0] - 10) < 1e-6 and abs(lrs[2] / lrs[1] - 10) < 1e-6
+
+
+def test_validate_from_inside_a_fit_keeps_the_loop_state():
+    class MidEpochValidate(Callback):
+        def after_batch(self, learn):
+            if learn.training and learn.iter == 2:
+                self.res = learn.validate()
+                assert learn.training and learn.model.training and learn.iter == 2
+    cb = MidEpochValidate()
+    learn = synth_learner()
+    learn.fit(1, 0.1, callbacks=[cb])
+    assert len(cb.res) == 1 and len(learn.recorder.losses) == 10 and len(learn.recorder.val_losses) == 1
