@@ -176,3 +176,10 @@ def test_validate_from_inside_a_fit_keeps_the_loop_state():
     learn = synth_learner()
     learn.fit(1, 0.1, callbacks=[cb])
     assert len(cb.res) == 1 and len(learn.recorder.losses) == 10 and len(learn.recorder.val_losses) == 1
+
+
+def test_fit_trains_inside_no_grad():
+    learn = synth_learner()
+    before = learn.validate()[0]
+    with torch.no_grad(): learn.fit(2, 0.1)
+    assert learn.validate()[0] < before / 5
