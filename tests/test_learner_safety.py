@@ -144,7 +144,6 @@ def test_save_load_with_optimizer_resumes_identically(tmp_path):
 
 def test_freeze_trains_only_last_group():
     learn = synth_learner()
-    learn.split(lambda m: [[m.a_holder], [m.b_holder]] if False else None) if False else None
     model = nn.Sequential(nn.Linear(1, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
     learn = Learner(learn.data, model, loss_func=nn.MSELoss(), layer_groups=[model[:2], model[2:]], silent=True)
     learn.freeze()
@@ -183,3 +182,12 @@ def test_fit_trains_inside_no_grad():
     before = learn.validate()[0]
     with torch.no_grad(): learn.fit(2, 0.1)
     assert learn.validate()[0] < before / 5
+
+
+def test_save_load_absolute_path(tmp_path):
+    learn = synth_learner(path=tmp_path/'here')
+    learn.fit(1, 0.1)
+    fn = learn.save(tmp_path/'elsewhere'/'weights', return_path=True)
+    assert fn == tmp_path/'elsewhere'/'weights.pth' and fn.exists()
+    l2 = synth_learner(path=tmp_path/'other').load(tmp_path/'elsewhere'/'weights')
+    assert torch.equal(l2.model.a, learn.model.a)
