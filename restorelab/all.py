@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #dda113aa
+# %% ../nbs/99_all.ipynb #c2482964
 import math, gc, random, re, os
 from pathlib import Path
 from functools import partial
@@ -21,6 +21,7 @@ from .core import *
 from .data.external import *
 from .data.transforms import *
 from .data.core import *
+from .data.bunch import *
 from .data.vision import *
 from .layers import *
 from .losses import *

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 from PIL import Image as PILImage
 
-from restorelab.data.core import Category, DatasetType
+from restorelab.data.core import Category
+from restorelab.data.bunch import DatasetType
 from restorelab.data.vision import ImageList, ImageImageList, Image, open_image
 from restorelab.data.transforms import rand_pad, imagenet_stats
 from restorelab.layers import conv_layer, res_block, Flatten
