@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #c2482964
+# %% ../nbs/99_all.ipynb #6a576db9
 import math, gc, random, re, os
 from pathlib import Path
 from functools import partial
@@ -23,6 +23,7 @@ from .data.transforms import *
 from .data.core import *
 from .data.bunch import *
 from .data.vision import *
+from .data.segmentation import *
 from .layers import *
 from .losses import *
 from .callback import *
@@ -31,6 +32,9 @@ from .recorder import *
 from .metrics import *
 from .optimizer import *
 from .learner import *
+from .hooks import *
+from .models.unet import *
+from .vision.learner import *
 
 def _path_ls(self):
     "The sorted contents of a folder, as fastai's `Path.ls()` (lesson notebooks call `path.ls()`)."
