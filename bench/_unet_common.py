@@ -1,0 +1,58 @@
+"""Shared pieces of the U-Net step benchmark: the settings both libraries use, step timing statistics, the result line.
+
+Imported by `_unet_restorelab.py` (project venv) and `_unet_fastai.py` (bench/.venv-fastai), so it needs only torch and the
+standard library (and `_common.py`, which needs no more).
+"""
+import json, platform, statistics
+
+import torch
+
+import _common as C
+
+N_CLASSES = 12                             # CamVid-like: 12 codes, as in lesson 3
+MAX_LR, PCT_START, DIV, FINAL_DIV = 1e-3, 0.3, 25., 25e4   # one cycle with fastai v1's defaults (final lr = max/(div*1e4))
+MOMS = (0.95, 0.85)                                         # beta1 0.95 -> 0.85 -> 0.95; both libraries: Adam beta2 0.99, wd 1e-2 decoupled
+
+
+def add_args(p):
+    "The arguments every contestant takes."
+    p.add_argument('--path', required=True, help='the synthetic segmentation folder (train/, val/, *annot/, codes.txt)')
+    p.add_argument('--bs', type=int, default=8)
+    p.add_argument('--warmup', type=int, default=3, help='training steps run before the timed ones')
+    p.add_argument('--steps', type=int, default=20, help='timed training steps')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+    return p
+
+
+def check_batches(n_batches, args, who):
+    "The training set must hold exactly warmup + steps batches (the orchestrator writes it so): say so clearly when it doesn't."
+    want = args.warmup + args.steps
+    if n_batches != want:
+        raise ValueError(f'{who}: the train loader of {args.path} has {n_batches} batches of {args.bs}, but --warmup {args.warmup} + '
+                         f'--steps {args.steps} = {want} are needed (write the data with n_train = {want} * bs)')
+
+
+def memory_format(model):
+    "'channels_last' when the model's first 4-d weight is stored channels-last, else 'contiguous'."
+    w = next(p for p in model.parameters() if p.ndim == 4)
+    return 'channels_last' if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() else 'contiguous'
+
+
+def report(name, *, step_times, fetch_times, args, setup_s, build_s, import_s, model, losses, **extra):
+    "Print the one JSON result line the orchestrator reads: median step time over the timed steps (after --warmup)."
+    warm, timed = step_times[:args.warmup], step_times[args.warmup:]
+    if len(timed) != args.steps: raise RuntimeError(f'{name}: timed {len(timed)} training steps, expected {args.steps}')
+    step_s = statistics.median(timed)
+    res = dict(name=name, step_s=round(step_s, 4), img_s=round(args.bs / step_s, 2),
+               step_min_s=round(min(timed), 4), step_max_s=round(max(timed), 4),
+               fetch_ms=round(1000 * statistics.median(fetch_times[args.warmup:]), 2),
+               warmup_s=[round(t, 3) for t in warm], steps_s=[round(t, 4) for t in timed],
+               bs=args.bs, size=list(extra.pop('img_size')), n_classes=N_CLASSES, setup_s=round(setup_s, 3), build_s=round(build_s, 3),
+               import_s=round(import_s, 3), peak_rss_mb=round(C.peak_rss_mb(), 1), params=C.n_params(model),
+               final_loss=round(float(losses[-1]), 4), losses=[round(float(l), 4) for l in losses],
+               memory_format=memory_format(model), threads=torch.get_num_threads(),
+               cpu_capability=torch.backends.cpu.get_cpu_capability(),
+               torch=torch.__version__, python=platform.python_version(), **extra)
+    print(json.dumps(res), flush=True)
+    return res
