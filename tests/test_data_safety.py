@@ -130,3 +130,30 @@ def test_rand_pad_batches_differ_per_sample(tmp_path):
     # every image is constant inside, so zeros (from the padding) show where each crop landed: not all the same
     masks = (xb == 0).flatten(1)
     assert len({tuple(m.tolist()) for m in masks}) > 1
+
+
+def _pairs(root: Path, x_size, y_size, n=4):
+    "`n` input/target image pairs: inputs of `x_size` (w, h) in root/lr, targets of `y_size` in root/hr."
+    rng = np.random.default_rng(0)
+    for sub, (w, h) in (('lr', x_size), ('hr', y_size)):
+        (root/sub).mkdir(parents=True, exist_ok=True)
+        for k in range(n): PILImage.fromarray(rng.integers(0, 255, (h, w, 3), np.uint8)).save(root/sub/f'{k}.png')
+    return root
+
+
+@pytest.mark.parametrize('preload', [True, False])   # the batched (small images) and the per-item pipelines
+def test_tfm_y_target_size_mismatch_is_an_error(tmp_path, preload):
+    root = _pairs(tmp_path, (20, 16), (40, 32))
+    src = ImageImageList.from_folder(root/'lr', preload=preload).split_none().label_from_func(lambda x: root/'hr'/x.name)
+    # one geometry for both, but the target is twice the input's size: an error naming both files, not a resize
+    # (raised by `databunch` when the small images are stacked up front, by the first batch otherwise)
+    with pytest.raises(ValueError, match=r'target .*hr/\d\.png is 32x40 but its input .*lr/\d\.png is 16x20 after the transforms'):
+        src.transform(([], []), tfm_y=True).databunch(bs=2).one_batch()
+    # with `size=` both are resized to it
+    data = src.transform(([], []), size=12, tfm_y=True).databunch(bs=2)
+    xb, yb = data.one_batch()
+    assert xb.shape == yb.shape == (2, 3, 12, 12)
+    # a target at another scale (super-resolution) is fine without tfm_y
+    data = src.transform(([], []), tfm_y=False).databunch(bs=2)
+    xb, yb = data.one_batch()
+    assert xb.shape[-2:] == (16, 20) and yb.shape[-2:] == (32, 40)
