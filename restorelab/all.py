@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #6a576db9
+# %% ../nbs/99_all.ipynb #72920011
 import math, gc, random, re, os
 from pathlib import Path
 from functools import partial
@@ -15,6 +15,7 @@ import torch
 from torch import nn, optim, tensor, Tensor
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
+import PIL, PIL.Image
 from torchvision import models
 
 from .core import *
@@ -35,6 +36,9 @@ from .learner import *
 from .hooks import *
 from .models.unet import *
 from .vision.learner import *
+from .crappify import *
+from .tiling import *
+from .export import export_learner, read_export   # (its other helpers are internal)
 
 def _path_ls(self):
     "The sorted contents of a folder, as fastai's `Path.ls()` (lesson notebooks call `path.ls()`)."
