@@ -1,7 +1,7 @@
-"""Shared pieces of the U-Net step benchmark: the settings both libraries use, step timing statistics, the result line.
+"""Shared pieces of the U-Net step benchmarks: the settings both libraries use, step timing statistics, the result line.
 
-Imported by `_unet_restorelab.py` (project venv) and `_unet_fastai.py` (bench/.venv-fastai), so it needs only torch and the
-standard library (and `_common.py`, which needs no more).
+Imported by `_unet_restorelab.py` / `_superres_restorelab.py` (project venv) and `_unet_fastai.py` / `_superres_fastai.py`
+(bench/.venv-fastai), so it needs only torch and the standard library (and `_common.py`, which needs no more).
 """
 import json, platform, statistics
 
@@ -13,10 +13,15 @@ N_CLASSES = 12                             # CamVid-like: 12 codes, as in lesson
 MAX_LR, PCT_START, DIV, FINAL_DIV = 1e-3, 0.3, 25., 25e4   # one cycle with fastai v1's defaults (final lr = max/(div*1e4))
 MOMS = (0.95, 0.85)                                         # beta1 0.95 -> 0.85 -> 0.95; both libraries: Adam beta2 0.99, wd 1e-2 decoupled
 
+# lesson 7's super-resolution (superres_step.py): `unet_learner(data, arch, wd=1e-3, loss_func=feat_loss, blur=True,
+# norm_type=NormType.Weight)`, `fit_one_cycle(.., 1e-3, pct_start=0.9)`, feat_loss = FeatureLoss(vgg_m, blocks[2:5], [5, 15, 2])
+SR_N_OUT, SR_WD, SR_PCT_START = 3, 1e-3, 0.9                 # RGB out; same max lr, div, final div and moms as above
+SR_LAYER_IDS, SR_LAYER_WGTS = [22, 32, 42], [5, 15, 2]       # vgg16_bn's ReLUs before the last three max-pools, their weights
+
 
 def add_args(p):
     "The arguments every contestant takes."
-    p.add_argument('--path', required=True, help='the synthetic segmentation folder (train/, val/, *annot/, codes.txt)')
+    p.add_argument('--path', required=True, help='the synthetic data folder the orchestrator wrote')
     p.add_argument('--bs', type=int, default=8)
     p.add_argument('--warmup', type=int, default=3, help='training steps run before the timed ones')
     p.add_argument('--steps', type=int, default=20, help='timed training steps')
@@ -39,7 +44,7 @@ def memory_format(model):
     return 'channels_last' if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() else 'contiguous'
 
 
-def report(name, *, step_times, fetch_times, args, setup_s, build_s, import_s, model, losses, **extra):
+def report(name, *, step_times, fetch_times, args, setup_s, build_s, import_s, model, losses, n_classes=N_CLASSES, **extra):
     "Print the one JSON result line the orchestrator reads: median step time over the timed steps (after --warmup)."
     warm, timed = step_times[:args.warmup], step_times[args.warmup:]
     if len(timed) != args.steps: raise RuntimeError(f'{name}: timed {len(timed)} training steps, expected {args.steps}')
@@ -48,7 +53,7 @@ def report(name, *, step_times, fetch_times, args, setup_s, build_s, import_s, m
                step_min_s=round(min(timed), 4), step_max_s=round(max(timed), 4),
                fetch_ms=round(1000 * statistics.median(fetch_times[args.warmup:]), 2),
                warmup_s=[round(t, 3) for t in warm], steps_s=[round(t, 4) for t in timed],
-               bs=args.bs, size=list(extra.pop('img_size')), n_classes=N_CLASSES, setup_s=round(setup_s, 3), build_s=round(build_s, 3),
+               bs=args.bs, size=list(extra.pop('img_size')), n_classes=n_classes, setup_s=round(setup_s, 3), build_s=round(build_s, 3),
                import_s=round(import_s, 3), peak_rss_mb=round(C.peak_rss_mb(), 1), params=C.n_params(model),
                final_loss=round(float(losses[-1]), 4), losses=[round(float(l), 4) for l in losses],
                memory_format=memory_format(model), threads=torch.get_num_threads(),

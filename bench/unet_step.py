@@ -60,6 +60,7 @@ def write_data(root, args):
     from restorelab.test_utils import synth_segmentation
     n_train = (args.warmup + args.steps) * args.bs
     path = synth_segmentation(Path(root)/'seg', n_train=n_train, n_valid=args.bs, size=(args.size, args.size), n_classes=N_CLASSES, seed=0)
+    log(f'synthetic data: {n_train} train + {args.bs} valid {args.size}x{args.size} images, {N_CLASSES} classes, in {path}')
     return path, n_train
 
 
@@ -97,6 +98,30 @@ def machine_info(results):
                 fastai=first('fastai'), cpu_capability=first('cpu_capability'),
                 flags=', '.join(f"{f} {'yes' if f in flags else 'no'}" for f in CPU_FLAGS),
                 commit=commit + (' (with uncommitted changes)' if dirty else ''))
+
+
+def machine_and_runs_lines(args, info, loads, results):
+    "The report's '## Machine' and '## Every run' sections (every run's medians, then every step and loss)."
+    L = ['## Machine', '',
+         f"- CPU: {info['cpu']}, {info['cores']} cores; torch CPU capability {info['cpu_capability']}; flags: {info['flags']}",
+         f"- torch {info['torch']} with {info['threads']} threads; Python {info['python']}; fastai {info['fastai'] or '–'} (own venv)",
+         f"- load average (1 min) at start {loads[0]:.2f}, at end {loads[1]:.2f} (other processes on the machine slow every contestant)",
+         f"- commit: {info['commit']}", f"- command: `{args.cmdline}`", '',
+         '## Every run', '',
+         '| round | contestant | step s (median) | min | max | img/s | fetch ms | warm-up steps s | final loss | peak RSS MiB | wall s | load before |',
+         '| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |']
+    for r in results:
+        if 'error' in r:
+            L.append(f"| {r['round']} | {r['name']} | failed: {r['error']} | | | | | | | | {fmt(r['wall_s'], 1)} | {fmt(r.get('load_before'))} |"); continue
+        L.append(f"| {r['round']} | {r['name']} | {fmt(r['step_s'], 3)} | {fmt(r['step_min_s'], 3)} | {fmt(r['step_max_s'], 3)} | "
+                 f"{fmt(r['img_s'], 2)} | {fmt(r['fetch_ms'], 1)} | {', '.join(f'{x:.2f}' for x in r['warmup_s'])} | {fmt(r['final_loss'], 3)} | "
+                 f"{fmt(r['peak_rss_mb'], 0)} | {fmt(r['wall_s'], 1)} | {fmt(r.get('load_before'))} |")
+    L += ['', 'Every timed step, per run (seconds), and the training loss of every step (warm-up included):', '']
+    for r in results:
+        if 'error' in r: continue
+        L.append(f"- round {r['round']} {r['name']}: {', '.join(f'{x:.3f}' for x in r['steps_s'])}")
+        L.append(f"  - losses: {', '.join(f'{x:.3f}' for x in r['losses'])}")
+    return L
 
 
 def write_report(out, args, names, summary, results, info, loads, started, n_train):
@@ -160,71 +185,59 @@ def write_report(out, args, names, summary, results, info, loads, started, n_tra
           '  weight decay, none on BatchNorm/bias: fastai\'s `wd_bn_bias=False`).', '',
           'Both U-Nets are fastai\'s DynamicUnet layout (resnet34 body cut before the pooling, middle conv, UnetBlocks with PixelShuffle_ICNR,',
           'blur_final, last_cross ResBlock, final 1×1 conv), which is why their parameter counts can be compared one to one.', '',
-          '## Machine', '',
-          f"- CPU: {info['cpu']}, {info['cores']} cores; torch CPU capability {info['cpu_capability']}; flags: {info['flags']}",
-          f"- torch {info['torch']} with {info['threads']} threads; Python {info['python']}; fastai {info['fastai'] or '–'} (own venv)",
-          f"- load average (1 min) at start {loads[0]:.2f}, at end {loads[1]:.2f} (other processes on the machine slow every contestant)",
-          f"- commit: {info['commit']}", f"- command: `{args.cmdline}`", '',
-          '## Every run', '',
-          '| round | contestant | step s (median) | min | max | img/s | fetch ms | warm-up steps s | final loss | peak RSS MiB | wall s | load before |',
-          '| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |']
-    for r in results:
-        if 'error' in r:
-            L.append(f"| {r['round']} | {r['name']} | failed: {r['error']} | | | | | | | | {fmt(r['wall_s'], 1)} | {fmt(r.get('load_before'))} |"); continue
-        L.append(f"| {r['round']} | {r['name']} | {fmt(r['step_s'], 3)} | {fmt(r['step_min_s'], 3)} | {fmt(r['step_max_s'], 3)} | "
-                 f"{fmt(r['img_s'], 2)} | {fmt(r['fetch_ms'], 1)} | {', '.join(f'{x:.2f}' for x in r['warmup_s'])} | {fmt(r['final_loss'], 3)} | "
-                 f"{fmt(r['peak_rss_mb'], 0)} | {fmt(r['wall_s'], 1)} | {fmt(r.get('load_before'))} |")
-    L += ['', 'Every timed step, per run (seconds), and the training loss of every step (warm-up included):', '']
-    for r in results:
-        if 'error' in r: continue
-        L.append(f"- round {r['round']} {r['name']}: {', '.join(f'{x:.3f}' for x in r['steps_s'])}")
-        L.append(f"  - losses: {', '.join(f'{x:.3f}' for x in r['losses'])}")
+          *machine_and_runs_lines(args, info, loads, results)]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text('\n'.join(L) + '\n')
     return '\n'.join(L)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(description, contestants, default_out):
+    "The options every step benchmark takes (unet_step.py, superres_step.py); `(args, names of the contestants to run)`."
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--rounds', type=int, default=2, help='rounds; each runs every contestant once, interleaved (default 2)')
-    p.add_argument('--only', default=','.join(CONTESTANTS), help='comma-separated contestants (default: all three)')
+    p.add_argument('--only', default=','.join(contestants), help='comma-separated contestants (default: all three)')
     p.add_argument('--steps', type=int, default=20, help='timed training steps per run (default 20)')
     p.add_argument('--warmup', type=int, default=3, help='untimed training steps before them (default 3)')
     p.add_argument('--size', type=int, default=128, help='image side in pixels (default 128)')
     p.add_argument('--bs', type=int, default=8, help='batch size (default 8)')
     p.add_argument('--threads', type=int, default=0, help='torch threads in every contestant (0: torch default)')
     p.add_argument('--timeout', type=int, default=1800, help='seconds allowed per contestant run')
-    p.add_argument('--out', type=Path, default=BENCH/'results'/'unet_step.md')
+    p.add_argument('--out', type=Path, default=default_out)
     args = p.parse_args()
     for k in ('rounds', 'steps', 'size', 'bs'):
         if getattr(args, k) < 1: p.error(f'--{k} must be at least 1 (got {getattr(args, k)})')
     if args.warmup < 0: p.error(f'--warmup must be at least 0 (got {args.warmup})')
     if args.size < 32: p.error(f'--size must be at least 32 (the resnet34 body downsamples 32×), got {args.size}')
     args.cmdline = shlex.join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable,
-                               os.path.relpath(__file__, REPO), *sys.argv[1:]])
+                               os.path.relpath(os.path.abspath(sys.argv[0]), REPO), *sys.argv[1:]])
     names = [n.strip() for n in args.only.split(',') if n.strip()]
-    bad = [n for n in names if n not in CONTESTANTS]
-    if bad: p.error(f'--only: unknown contestant(s) {bad}; choose from {list(CONTESTANTS)}')
+    bad = [n for n in names if n not in contestants]
+    if bad: p.error(f'--only: unknown contestant(s) {bad}; choose from {list(contestants)}')
+    return args, names
+
+
+def run_benchmark(args, names, contestants, write_data, prefix):
+    """Write the data once (`write_data(tmp_folder, args) -> (path, n_train)`) into a temporary folder named `prefix`...,
+    run every contestant once per round, interleaved; a dict of the results, their summary, the machine, loads and start time."""
     started = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M')
     loads = [os.getloadavg()[0]]
 
     runnable, summary = [], {}
     for name in names:
-        if CONTESTANTS[name][0] == FASTAI_PY and not FASTAI_PY.exists():
+        if contestants[name][0] == FASTAI_PY and not FASTAI_PY.exists():
             summary[name] = dict(error='not run: no bench/.venv-fastai (run `bash bench/setup_fastai_venv.sh`)')
         else: runnable.append(name)
 
     results = []
-    with tempfile.TemporaryDirectory(prefix='unet_step_') as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         path, n_train = write_data(tmp, args)
-        log(f'synthetic data: {n_train} train + {args.bs} valid {args.size}x{args.size} images, {N_CLASSES} classes, in {path}')
         # restorelab's preload caches decoded images under $RESTORELAB_HOME/cache: keep that inside the temporary folder
         env = dict(os.environ, RESTORELAB_HOME=str(Path(tmp)/'home'))
         common = ['--path', path, '--bs', args.bs, '--warmup', args.warmup, '--steps', args.steps, '--threads', args.threads]
         for rnd in range(args.rounds):
             for name in runnable:
                 log(f'round {rnd + 1}/{args.rounds}: {name}')
-                python, script, extra, _ = CONTESTANTS[name]
+                python, script, extra, _ = contestants[name]
                 r = run_one(name, python, script, [*common, '--seed', rnd, *extra], env=env, timeout=args.timeout)
                 r['round'] = rnd + 1
                 if 'error' not in r:
@@ -233,9 +246,17 @@ def main():
                 results.append(r)
     loads.append(os.getloadavg()[0])
     summary.update(summarize(results, runnable))
-    info = machine_info(results)
-    print(write_report(args.out, args, names, summary, results, info, loads, started, n_train))
-    log(f'wrote {os.path.relpath(args.out, REPO) if args.out.resolve().is_relative_to(REPO) else args.out}')
+    return dict(results=results, summary=summary, info=machine_info(results), loads=loads, started=started, n_train=n_train)
+
+
+def log_written(out): log(f'wrote {os.path.relpath(out, REPO) if out.resolve().is_relative_to(REPO) else out}')
+
+
+def main():
+    args, names = parse_args(__doc__, CONTESTANTS, BENCH/'results'/'unet_step.md')
+    run = run_benchmark(args, names, CONTESTANTS, write_data, 'unet_step_')
+    print(write_report(args.out, args, names, run['summary'], run['results'], run['info'], run['loads'], run['started'], run['n_train']))
+    log_written(args.out)
 
 
 if __name__ == '__main__': main()
