@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #72920011
+# %% ../nbs/99_all.ipynb #75d8bf1a
 import math, gc, random, re, os
 from pathlib import Path
 from functools import partial
