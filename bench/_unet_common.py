@@ -3,7 +3,7 @@
 Imported by `_unet_restorelab.py` / `_superres_restorelab.py` (project venv) and `_unet_fastai.py` / `_superres_fastai.py`
 (bench/.venv-fastai), so it needs only torch and the standard library (and `_common.py`, which needs no more).
 """
-import json, platform, statistics
+import json, os, platform, statistics
 
 import torch
 
@@ -57,6 +57,7 @@ def report(name, *, step_times, fetch_times, args, setup_s, build_s, import_s, m
                import_s=round(import_s, 3), peak_rss_mb=round(C.peak_rss_mb(), 1), params=C.n_params(model),
                final_loss=round(float(losses[-1]), 4), losses=[round(float(l), 4) for l in losses],
                memory_format=memory_format(model), threads=torch.get_num_threads(),
+               omp_wait_policy=os.environ.get('OMP_WAIT_POLICY', 'unset'),   # restorelab sets PASSIVE when imported
                cpu_capability=torch.backends.cpu.get_cpu_capability(),
                torch=torch.__version__, python=platform.python_version(), **extra)
     print(json.dumps(res), flush=True)

@@ -80,7 +80,7 @@ def summarize(results, names):
                              build_s=med('build_s'), import_s=med('import_s'), peak_rss_mb=max(r['peak_rss_mb'] for r in ok),
                              params=ok[0]['params'], runs=[r['step_s'] for r in ok], failed=len(errs),
                              final_loss=med('final_loss'), memory_format=ok[0]['memory_format'], amp_dtype=ok[0]['amp_dtype'],
-                             loss_func=ok[0]['loss_func'], optimizer=ok[0]['optimizer'])
+                             loss_func=ok[0]['loss_func'], optimizer=ok[0]['optimizer'], omp_wait_policy=ok[0].get('omp_wait_policy'))
     base = summary.get(BASELINE, {}).get('step_s')
     for name, s in summary.items():
         if 'step_s' in s: s['speed_vs_fastai'] = base / s['step_s'] if base else None
@@ -202,6 +202,9 @@ def parse_args(description, contestants, default_out):
     p.add_argument('--bs', type=int, default=8, help='batch size (default 8)')
     p.add_argument('--threads', type=int, default=0, help='torch threads in every contestant (0: torch default)')
     p.add_argument('--timeout', type=int, default=1800, help='seconds allowed per contestant run')
+    p.add_argument('--omp-wait-policy', choices=['PASSIVE', 'ACTIVE'], default='PASSIVE',
+                   help='OMP_WAIT_POLICY of every contestant (default PASSIVE, what restorelab sets when imported; fastai alone '
+                        'would leave OpenMP threads spinning while they wait, several times slower on a busy machine)')
     p.add_argument('--out', type=Path, default=default_out)
     args = p.parse_args()
     for k in ('rounds', 'steps', 'size', 'bs'):
@@ -233,6 +236,8 @@ def run_benchmark(args, names, contestants, write_data, prefix):
         path, n_train = write_data(tmp, args)
         # restorelab's preload caches decoded images under $RESTORELAB_HOME/cache: keep that inside the temporary folder
         env = dict(os.environ, RESTORELAB_HOME=str(Path(tmp)/'home'))
+        # the same for every contestant (this process has imported restorelab, which set PASSIVE in os.environ unless it was set)
+        env['OMP_WAIT_POLICY'] = args.omp_wait_policy
         common = ['--path', path, '--bs', args.bs, '--warmup', args.warmup, '--steps', args.steps, '--threads', args.threads]
         for rnd in range(args.rounds):
             for name in runnable:
