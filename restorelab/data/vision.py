@@ -129,6 +129,10 @@ class ImageList(ItemList):
         super().__init__(items, path=path)
         self.convert_mode, self.after_open, self.preload = convert_mode, after_open, preload
         self._cache = None
+    @property
+    def c(self) -> int:
+        "Channels of the images (as fastai v1's `ImageList.c`): what a model predicting these images must output."
+        return {'L': 1, 'LA': 2, 'RGB': 3, 'RGBA': 4}.get(self.convert_mode, 3)
     def _settings(self): return dict(path=self.path, convert_mode=self.convert_mode, after_open=self.after_open,
                                      preload=self.preload)
 
