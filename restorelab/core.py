@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['defaults', 'default_device', 'ifnone', 'is_listy', 'listify', 'range_of', 'num_cpus', 'to_device', 'to_cpu',
-           'to_detach', 'set_seed', 'atomic_write', 'atomic_save', 'subplots', 'image_to_numpy', 'show_image',
-           'plot_multi', 'get_files', 'ParallelError', 'parallel']
+__all__ = ['defaults', 'default_device', 'cpu_has_native_bf16', 'ifnone', 'is_listy', 'listify', 'range_of', 'num_cpus',
+           'to_device', 'to_cpu', 'to_detach', 'set_seed', 'atomic_write', 'atomic_save', 'subplots', 'image_to_numpy',
+           'show_image', 'plot_multi', 'get_files', 'ParallelError', 'parallel']
 
 # %% ../nbs/00_core.ipynb #3cbfaf97
 defaults = SimpleNamespace(
@@ -38,6 +38,12 @@ def default_device() -> torch.device:
     "The device restorelab trains on: `defaults.device` if set, else CUDA when available, else CPU."
     if defaults.device is not None: return torch.device(defaults.device)
     return torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')
+
+def cpu_has_native_bf16(cpuinfo='/proc/cpuinfo') -> bool | None:
+    "Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX flags); None when that can't be read (not Linux)."
+    try: flags = Path(cpuinfo).read_text()
+    except OSError: return None
+    return any(f in flags.split() for f in ('avx512_bf16', 'amx_bf16'))
 
 # %% ../nbs/00_core.ipynb #ba290ab4
 def ifnone(a, b):

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import ifnone, listify, defaults, default_device, to_device, to_detach, atomic_save
+from .core import (ifnone, listify, defaults, default_device, to_device, to_detach, atomic_save,
+                             cpu_has_native_bf16)
 from .callback import (Callback, CancelBatchException, CancelEpochException, CancelFitException,
                        TerminateOnNaN, run_event)
 from .schedule import lr_range, OneCycleScheduler, LRFinder
@@ -127,6 +128,9 @@ class Learner:
         return self
     def to_bf16(self):
         "Mixed precision with bfloat16 autocast (CPU or CUDA); losses are computed in float32."
+        if self.device.type == 'cpu' and cpu_has_native_bf16() is False:
+            warnings.warn('to_bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX): it is emulated and usually '
+                          'slower than float32 here; learn.to_fp32() undoes it')
         self.amp_dtype, self.scaler = torch.bfloat16, None
         return self
     def to_fp32(self):
