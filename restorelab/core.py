@@ -132,7 +132,8 @@ def subplots(rows: int, cols: int, figsize=None, imgsize=4, title=None, **kwargs
     return fig, axs
 
 def image_to_numpy(img) -> np.ndarray:
-    "A CHW/HW tensor (or HWC array) as an HWC (or HW) numpy array that matplotlib can draw."
+    "A CHW/HW tensor (or HWC array, or an `Image`) as an HWC (or HW) numpy array that matplotlib can draw."
+    if not isinstance(img, (Tensor, np.ndarray)) and isinstance(getattr(img, 'data', None), Tensor): img = img.data
     if isinstance(img, Tensor):
         img = img.detach().cpu()
         if img.dtype == torch.bfloat16 or img.dtype == torch.float16: img = img.float()

@@ -92,10 +92,10 @@ class SegmentationItemList(ImageList):
         return LabelList(self, y_cls(targets, classes=classes, path=self.path, **kwargs))
 
     def n_show(self, rows): return rows * rows
-    def show_xyzs(self, xs, ys, zs, rows=None, figsize=None, **kwargs):
+    def show_xyzs(self, xs, ys, zs, rows=None, figsize=None, imgsize: float = 3, **kwargs):
         "One row per image: the target mask over it, then the predicted mask over it."
         rows = len(xs)
-        fig, axs = subplots(rows, 2, figsize=ifnone(figsize, (8, 3 * rows)))
+        fig, axs = subplots(rows, 2, figsize=ifnone(figsize, (8 * imgsize / 3, imgsize * rows)))
         axs = np.asarray(axs).reshape(rows, 2)
         for i, (x, y, z) in enumerate(zip(xs, ys, zs)):
             x.show(ax=axs[i, 0], y=y, **kwargs); x.show(ax=axs[i, 1], y=z, **kwargs)
