@@ -9,18 +9,17 @@ Run from the repository root with the project venv:
     .venv/bin/python bench/mnist_epoch.py [--rounds 2] [--only bare,fastai]
 Writes bench/results/mnist_epoch.md (medians, ratios to bare, every run, machine info). A benchmark: it never asserts a time.
 """
-import argparse, datetime, importlib.util, json, os, platform, shlex, statistics, subprocess, sys, tarfile, tempfile, time
+import argparse, datetime, importlib.util, os, platform, shlex, statistics, subprocess, sys, tarfile, tempfile
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
+from _harness import BENCH, REPO, fmt, log, run_one
+
 CONTESTANTS = ('bare', 'restorelab', 'fastai')
 FASTAI_PY = BENCH/'.venv-fastai'/'bin'/'python'
 SHARED_DATA = REPO.parent/'shared'/'data'        # the offline archives, beside the checkout
 ARCHIVE = 'mnist_png.tgz'
 
 
-def log(*args): print(*args, file=sys.stderr, flush=True)
 
 
 def has_module(name):
@@ -47,23 +46,6 @@ def mnist_path():
     return dest, f'{ARCHIVE} extracted with tarfile into bench/.data'
 
 
-def run_one(name, python, script, args, env=None, timeout=1800):
-    "Run one contestant in a fresh process; its result dict (the last JSON line), or {'name', 'error'}."
-    cmd = [str(python), str(BENCH/script), *map(str, args)]
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
-    wall = time.perf_counter() - t0
-    lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
-    if proc.returncode != 0 or not lines:
-        err = (proc.stderr.strip().splitlines() or ['(no output)'])[-1]
-        log(f'  {name}: FAILED (exit {proc.returncode}): {err}')
-        return dict(name=name, error=f'exit {proc.returncode}: {err}', wall_s=round(wall, 1))
-    res = json.loads(lines[-1])
-    res.update(wall_s=round(wall, 1), load_before=round(load, 2))
-    return res
-
-
 def uncached_setups(path, names, threads):
     "Time decoding all 70k PNGs from scratch, once: the bare loop's decode (which refreshes its cache) and restorelab's DataBunch with an empty cache."
     out = []
@@ -81,7 +63,6 @@ def uncached_setups(path, names, threads):
     return out
 
 
-def fmt(x, nd=2): return '–' if x is None else f'{x:,.{nd}f}'
 
 
 def summarize(results, names):

@@ -13,36 +13,14 @@ Run from the repository root with the project venv:
     .venv/bin/python bench/tiling.py [--rounds 2] [--configs 1024/64,768/64,512/64]
 Writes bench/results/tiling.md (medians, ratios to untiled, the goals, every run, machine info). It never asserts a time.
 """
-import argparse, datetime, inspect, json, os, platform, shlex, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, inspect, os, platform, shlex, statistics, subprocess, sys, tempfile
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
+from _harness import BENCH, REPO, fmt, log, run_one
+
 GOALS = dict(memory=0.3, time=1.15)   # the issue: tiled peak memory <= 0.3x and time <= 1.15x of untiled
 
 
-def log(*args): print(*args, file=sys.stderr, flush=True)
-
-
-def run_one(name, args, timeout):
-    "Run one contestant in a fresh process; its result dict (the last JSON line), or {'name', 'error'}."
-    cmd = [sys.executable, str(BENCH/'_tiling.py'), *map(str, args)]
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    try: proc = subprocess.run(cmd, cwd=BENCH, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        log(f'  {name}: TIMED OUT after {timeout} s')
-        return dict(name=name, error=f'timed out after {timeout} s', wall_s=round(time.perf_counter() - t0, 1), load_before=round(load, 2))
-    wall = time.perf_counter() - t0
-    lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
-    if proc.returncode != 0 or not lines:
-        err = (proc.stderr.strip().splitlines() or ['(no output)'])[-1]
-        log(f'  {name}: FAILED (exit {proc.returncode}): {err}')
-        return dict(name=name, error=f'exit {proc.returncode}: {err}', wall_s=round(wall, 1), load_before=round(load, 2))
-    res = json.loads(lines[-1])
-    if res.get('name') != name: raise RuntimeError(f'_tiling.py {args} reported {res.get("name")!r}, expected {name!r}')
-    res.update(wall_s=round(wall, 1), load_before=round(load, 2))
-    return res
 
 
 def compare(saved):
@@ -58,7 +36,6 @@ def compare(saved):
     return out
 
 
-def fmt(x, nd=2): return '–' if x is None else f'{x:,.{nd}f}'
 
 
 def summarize(results, names):
@@ -193,7 +170,7 @@ def main():
             for name, extra in contestants.items():
                 log(f'round {rnd + 1}/{args.rounds}: {name}')
                 save = ['--save', Path(tmp)/f'{len(saved)}.pt'] if rnd == 0 else []
-                r = run_one(name, [*extra, *common, *save], args.timeout)
+                r = run_one(name, sys.executable, '_tiling.py', [*extra, *common, *save], timeout=args.timeout, cwd=BENCH)
                 r['round'] = rnd + 1
                 if 'error' not in r:
                     log(f"  {r['time_s']:.1f} s, extra peak memory {r['extra_mb']:.0f} MiB, {r['n_tiles']} tile(s) of {r['tile_hw']}")

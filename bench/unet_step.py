@@ -12,11 +12,11 @@ Run from the repository root with the project venv:
     .venv/bin/python bench/unet_step.py [--rounds 2] [--steps 20] [--only restorelab-fp32,fastai-fp32]
 Writes bench/results/unet_step.md (medians, speed relative to fastai, every run, machine info). A benchmark: it never asserts a time.
 """
-import argparse, datetime, json, os, platform, shlex, statistics, subprocess, sys, tempfile, time
+import argparse, datetime, os, platform, shlex, statistics, subprocess, sys, tempfile
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
+from _harness import BENCH, REPO, fmt, log, run_one
+
 FASTAI_PY = BENCH/'.venv-fastai'/'bin'/'python'
 N_CLASSES = 12
 # name: (python, script, extra args, what it is)
@@ -31,28 +31,6 @@ GOALS = {'restorelab-fp32': 1.0, 'restorelab-bf16-cl': 1.8}   # the issue: speed
 CPU_FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_tile', 'amx_bf16')   # what bf16 / channels_last speed depends on
 
 
-def log(*args): print(*args, file=sys.stderr, flush=True)
-
-
-def run_one(name, python, script, args, env=None, timeout=1800):
-    "Run one contestant in a fresh process; its result dict (the last JSON line), or {'name', 'error'}."
-    cmd = [str(python), str(BENCH/script), *map(str, args)]
-    load = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    try: proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        log(f'  {name}: TIMED OUT after {timeout} s')
-        return dict(name=name, error=f'timed out after {timeout} s', wall_s=round(time.perf_counter() - t0, 1), load_before=round(load, 2))
-    wall = time.perf_counter() - t0
-    lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
-    if proc.returncode != 0 or not lines:
-        err = (proc.stderr.strip().splitlines() or ['(no output)'])[-1]
-        log(f'  {name}: FAILED (exit {proc.returncode}): {err}')
-        return dict(name=name, error=f'exit {proc.returncode}: {err}', wall_s=round(wall, 1), load_before=round(load, 2))
-    res = json.loads(lines[-1])
-    if res.get('name') != name: raise RuntimeError(f'{script} {args} reported {res.get("name")!r}, expected {name!r}')
-    res.update(wall_s=round(wall, 1), load_before=round(load, 2))
-    return res
 
 
 def write_data(root, args):
@@ -64,7 +42,6 @@ def write_data(root, args):
     return path, n_train
 
 
-def fmt(x, nd=2): return '–' if x is None else f'{x:,.{nd}f}'
 
 
 def summarize(results, names):

@@ -74,6 +74,9 @@ def run_demo(out='restorelab_demo', epochs: int = None, sample: bool = False, bs
     return res
 
 # %% ../nbs/90_cli.ipynb #e24aa8ec
+_SAVE_FORMATS = {'.jpg': 'JPEG', '.jpeg': 'JPEG', '.png': 'PNG', '.bmp': 'BMP', '.tif': 'TIFF', '.tiff': 'TIFF',
+                 '.webp': 'WEBP'}   # Pillow's format for each output suffix (an unknown one is written as PNG)
+
 def _is_within(a: Path, b: Path) -> bool:
     "Whether folder `a` is `b` or inside it."
     a, b = a.resolve(), b.resolve()
@@ -100,8 +103,7 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
         try: img = open_image(fn)
         except (ImageReadError, OSError) as e: failed.append((fn, str(e))); continue
         pred = learn.predict(img, tile=tile, overlap=overlap)[0]
-        fmt = {'.jpg': 'JPEG', '.jpeg': 'JPEG', '.png': 'PNG', '.bmp': 'BMP', '.tif': 'TIFF', '.tiff': 'TIFF',
-               '.webp': 'WEBP'}.get(fn.suffix.lower(), 'PNG')
+        fmt = _SAVE_FORMATS.get(fn.suffix.lower(), 'PNG')
         with atomic_write(dest) as f: pred.save(f, format=fmt, **({'quality': quality} if fmt in ('JPEG', 'WEBP') else {}))
         done.append(dest)
     if failed:
