@@ -267,10 +267,7 @@ def parallel(func: Callable, arr: Iterable, max_workers: int | None = None, leav
                 raise _failed(func, arr, getattr(e, '_parallel_index', None), e, futures[fut]) from e
             done += futures[fut][1] - futures[fut][0]
             if bar is not None: bar.update(done)
-        results = [r for f in futures for r in f.result()]   # dicts keep insertion order: the order of `arr`
-    except BaseException:
-        ex.shutdown(wait=True, cancel_futures=True)   # no worker still running (and writing) once the error is raised
-        raise
-    # every call has returned: let the idle workers exit in the background instead of waiting for their teardown
-    ex.shutdown(wait=False)
-    return results
+        return [r for f in futures for r in f.result()]   # dicts keep insertion order: the order of `arr`
+    # waits for the workers to exit: `shutdown(wait=False)` would save ~15 ms, but CPython's exit handler then
+    # writes to the executor's closed wake-up pipe and prints an OSError
+    finally: ex.shutdown(wait=True, cancel_futures=True)
