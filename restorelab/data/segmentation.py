@@ -38,7 +38,7 @@ class ImageSegment(Image):
 
 def open_mask(fn, div: bool = False, convert_mode: str = 'L', after_open=None) -> ImageSegment:
     "Open the mask file `fn` (class index per pixel; `div=True` maps 0/255 masks to 0/1)."
-    t = read_image_tensor(fn, convert_mode)
+    t = read_image_tensor(fn, convert_mode, labels=True)
     if div: t = t // 255
     if after_open is not None: t = after_open(t)
     return ImageSegment(t)
@@ -46,7 +46,7 @@ def open_mask(fn, div: bool = False, convert_mode: str = 'L', after_open=None) -
 # %% ../../nbs/06_data.segmentation.ipynb #a5f2f05b
 class SegmentationLabelList(ImageList):
     "Mask files as targets: items are paths, `classes` the codes; batches hold `(bs, 1, H, W)` class indices."
-    is_image, is_mask = False, True
+    is_image, is_mask, pixel_labels = False, True, True
 
     def __init__(self, items, classes=None, path='.', div: bool = False, preload='auto', **kwargs):
         super().__init__(items, path=path, convert_mode='L', preload=preload)
@@ -68,7 +68,7 @@ class SegmentationLabelList(ImageList):
         return t
     def get_tensor(self, i) -> Tensor:
         if self._cache is not None: return self._cache[i]
-        return self._check(read_image_tensor(self.items[i], 'L'), i)
+        return self._check(read_image_tensor(self.items[i], 'L', labels=True), i)
     def tensors(self):
         if self._cache is not None: return self._cache
         t = super().tensors()

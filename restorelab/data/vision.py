@@ -36,8 +36,19 @@ def get_image_files(path, recurse=False, include=None, exclude=None) -> list:
 
 _TV_MODES = {'L': 'GRAY', 'RGB': 'RGB', 'RGBA': 'RGB_ALPHA', 'LA': 'GRAY_ALPHA'}
 
-def read_image_tensor(fn, convert_mode: str = 'RGB') -> Tensor:
+_16BIT_GREY = {'I;16', 'I;16L', 'I;16B', 'I;16N', 'I'}   # Pillow's modes for 16-bit grey images
+
+def _to_8bit(t: Tensor, fn=None, labels: bool = False) -> Tensor:
+    "16-bit samples as uint8: scaled, round(v * 255 / 65535), or kept as they are when they are class `labels`."
+    if t.dtype == torch.uint8: return t
+    if not labels: return t.to(torch.float32).div_(257).round_().clamp_(0, 255).to(torch.uint8)
+    top = int(t.max()) if t.numel() else 0
+    if top > 255: raise ImageReadError(f'mask file {fn} holds the value {top}: masks are read as uint8, class indices 0-255')
+    return t.to(torch.uint8)
+
+def read_image_tensor(fn, convert_mode: str = 'RGB', labels: bool = False) -> Tensor:
     "Decode the image file `fn` into a uint8 CHW tensor in Pillow's `convert_mode`; errors name the file."
+    # 16-bit files (torchvision decodes 16-bit PNGs as uint16) are scaled to 8 bits, unless they hold class `labels`
     from torchvision.io import decode_image, ImageReadMode
     fn = Path(fn)
     try: data = fn.read_bytes()
@@ -47,11 +58,16 @@ def read_image_tensor(fn, convert_mode: str = 'RGB') -> Tensor:
         try:
             img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
                                mode=getattr(ImageReadMode, _TV_MODES[convert_mode]))
-            return img[0] if img.ndim == 4 else img   # a GIF gives frames: keep the first
+            return _to_8bit(img[0] if img.ndim == 4 else img, fn, labels)   # a GIF gives frames: keep the first
         except RuntimeError: pass   # formats torchvision mis-reads fall through to Pillow, which gives the real error
     from PIL import Image as PILImage
     try:
-        with PILImage.open(io.BytesIO(data)) as im: arr = np.asarray(im.convert(convert_mode))
+        with PILImage.open(io.BytesIO(data)) as im:
+            # 16-bit grey (PNG, TIFF): Pillow's `convert` would clip every value above 255 to white
+            if im.mode in _16BIT_GREY:
+                im = PILImage.fromarray(_to_8bit(torch.from_numpy(np.asarray(im).astype(np.int32)), fn, labels).numpy())
+            arr = np.asarray(im.convert(convert_mode))
+    except ImageReadError: raise
     except Exception as e:
         raise ImageReadError(f'cannot decode image file {fn}: {type(e).__name__}: {e}') from e
     if arr.ndim == 2: arr = arr[:, :, None]
@@ -122,6 +138,7 @@ def _files_key(items, convert_mode) -> str:
 class ImageList(ItemList):
     "A list of image files; `il[i]` is an `Image`."
     is_image = True
+    pixel_labels = False              # the pixels are class indices (masks): 16-bit files are not rescaled
     preload_max_px = 64 * 64          # images at most this many pixels are preloaded into memory
     preload_max_bytes = 2 ** 30       # ... as long as the whole list fits in this many bytes
 
@@ -148,7 +165,7 @@ class ImageList(ItemList):
         "This list without the files that can't be decoded (listed in a warning)."
         bad = []
         for o in self.items:
-            try: read_image_tensor(o, self.convert_mode)
+            try: read_image_tensor(o, self.convert_mode, self.pixel_labels)
             except ImageReadError as e: bad.append((o, str(e)))
         if not bad: return self
         listing = '\n'.join(f'  {msg}' for _, msg in bad)
@@ -161,7 +178,7 @@ class ImageList(ItemList):
     def get_tensor(self, i) -> Tensor:
         "Item `i` as a uint8 CHW tensor (from the preloaded tensor when there is one)."
         if self._cache is not None: return self._cache[i]
-        t = read_image_tensor(self.items[i], self.convert_mode)
+        t = read_image_tensor(self.items[i], self.convert_mode, self.pixel_labels)
         return t if self.after_open is None else self.after_open(t)
     def get(self, i) -> Image: return Image(self.get_tensor(i))
     def reconstruct(self, t) -> Image: return Image(t)
@@ -184,7 +201,7 @@ class ImageList(ItemList):
             if t.shape[0] == len(self): return t
         out = torch.empty((len(self), *shape), dtype=torch.uint8)
         for i, o in enumerate(self.items):
-            t = read_image_tensor(o, self.convert_mode)
+            t = read_image_tensor(o, self.convert_mode, self.pixel_labels)
             if t.shape != shape:
                 raise ValueError(f'cannot preload {self.path}: {o} is {tuple(t.shape)}, the first image is {tuple(shape)};'
                                  f" pass preload=False or resize with transform(size=...)")
