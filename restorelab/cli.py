@@ -82,6 +82,20 @@ def _is_within(a: Path, b: Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or b in a.parents
 
+_ORIENTATION = 0x0112   # the EXIF tag that tells viewers how to rotate/mirror the stored pixels
+
+def _display_info(fn) -> dict:
+    "Pillow save arguments carrying what changes how `fn`'s pixels are shown: its EXIF orientation and ICC profile."
+    from PIL import Image as PILImage
+    with PILImage.open(fn) as im:
+        info, orientation = {}, im.getexif().get(_ORIENTATION, 1)
+        # only the orientation: the rest of the EXIF (a thumbnail of the damaged image, say) does not describe the output
+        if orientation != 1:
+            exif = PILImage.Exif(); exif[_ORIENTATION] = orientation
+            info['exif'] = exif.tobytes()
+        if im.info.get('icc_profile'): info['icc_profile'] = im.info['icc_profile']
+        return info
+
 def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 64, overwrite: bool = False,
                    device=None, quality: int = 95, show_progress: bool = True) -> dict:
     "Restore the images under `in_dir` into `out_dir` with the learner exported to `model_file`; a summary dict."
@@ -100,11 +114,14 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
     for fn in it:
         dest = out_dir/fn.relative_to(in_dir)
         if dest.exists() and not overwrite: skipped.append(dest); continue
-        try: img = open_image(fn)
+        try: img, info = open_image(fn), _display_info(fn)
         except (ImageReadError, OSError) as e: failed.append((fn, str(e))); continue
         pred = learn.predict(img, tile=tile, overlap=overlap)[0]
         fmt = _SAVE_FORMATS.get(fn.suffix.lower(), 'PNG')
-        with atomic_write(dest) as f: pred.save(f, format=fmt, **({'quality': quality} if fmt in ('JPEG', 'WEBP') else {}))
+        if fmt in ('JPEG', 'WEBP'): info['quality'] = quality
+        # the pixels keep the input's stored orientation; its EXIF orientation and colour profile make viewers show
+        # the output as they show the input (BMP has neither: Pillow ignores them)
+        with atomic_write(dest) as f: pred.save(f, format=fmt, **info)
         done.append(dest)
     if failed:
         listing = '\n'.join(f'  {fn}: {err}' for fn, err in failed)
