@@ -127,9 +127,11 @@ def _cache_dir() -> Path:
     from restorelab.data.external import restorelab_home
     return restorelab_home() / 'cache'
 
-def _files_key(items, convert_mode) -> str:
-    "A hash of the file paths, sizes and mtimes: any changed file gives a new key."
-    h = hashlib.sha1(convert_mode.encode())
+_CACHE_VERSION = 2   # bump when decoding changes (2: 16-bit files scaled to 8 bits), so no stale tensor is reused
+
+def _files_key(items, convert_mode, labels: bool = False) -> str:
+    "A hash of the decoding settings and the file paths, sizes and mtimes: any changed file gives a new key."
+    h = hashlib.sha1(f'{convert_mode}\0{labels}\0{_CACHE_VERSION}'.encode())
     for o in items:
         st = Path(o).stat()
         h.update(f'{o}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
@@ -194,7 +196,7 @@ class ImageList(ItemList):
         return self._cache
 
     def _load_all(self, shape):
-        key = _files_key(self.items, self.convert_mode)
+        key = _files_key(self.items, self.convert_mode, self.pixel_labels)
         cache_file = _cache_dir() / f'images-{key}.pt'
         if cache_file.exists():
             t = torch.load(cache_file, weights_only=True)
