@@ -17,6 +17,7 @@ from .layers import conv_layer, res_block, Flatten
 from .learner import Learner
 from .metrics import accuracy
 from .core import atomic_write
+from PIL import Image as PILImage
 from .data.vision import open_image, get_image_files, ImageReadError
 from .vision.learner import load_learner
 
@@ -84,9 +85,10 @@ def _is_within(a: Path, b: Path) -> bool:
 
 _ORIENTATION = 0x0112   # the EXIF tag that tells viewers how to rotate/mirror the stored pixels
 
-def _display_info(fn) -> dict:
-    "Pillow save arguments carrying what changes how `fn`'s pixels are shown: its EXIF orientation and ICC profile."
-    from PIL import Image as PILImage
+_ALPHA_FORMATS = {'PNG', 'TIFF', 'WEBP'}   # output formats that can hold an alpha channel
+
+def _display_info(fn) -> tuple:
+    "What changes how `fn`'s pixels are shown: Pillow save arguments (EXIF orientation, ICC profile), and its alpha."
     with PILImage.open(fn) as im:
         info, orientation = {}, im.getexif().get(_ORIENTATION, 1)
         # only the orientation: the rest of the EXIF (a thumbnail of the damaged image, say) does not describe the output
@@ -94,7 +96,8 @@ def _display_info(fn) -> dict:
             exif = PILImage.Exif(); exif[_ORIENTATION] = orientation
             info['exif'] = exif.tobytes()
         if im.info.get('icc_profile'): info['icc_profile'] = im.info['icc_profile']
-        return info
+        has_alpha = 'A' in im.getbands() or 'transparency' in im.info
+        return info, (im.convert('RGBA').getchannel('A') if has_alpha else None)
 
 def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 64, overwrite: bool = False,
                    device=None, quality: int = 95, show_progress: bool = True) -> dict:
@@ -114,14 +117,18 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
     for fn in it:
         dest = out_dir/fn.relative_to(in_dir)
         if dest.exists() and not overwrite: skipped.append(dest); continue
-        try: img, info = open_image(fn), _display_info(fn)
+        try: img, (info, alpha) = open_image(fn), _display_info(fn)
         except (ImageReadError, OSError) as e: failed.append((fn, str(e))); continue
         pred = learn.predict(img, tile=tile, overlap=overlap)[0]
         fmt = _SAVE_FORMATS.get(fn.suffix.lower(), 'PNG')
         if fmt in ('JPEG', 'WEBP'): info['quality'] = quality
         # the pixels keep the input's stored orientation; its EXIF orientation and colour profile make viewers show
-        # the output as they show the input (BMP has neither: Pillow ignores them)
-        with atomic_write(dest) as f: pred.save(f, format=fmt, **info)
+        # the output as they show the input (BMP has neither: Pillow ignores them); the model restores the colours,
+        # the input's transparency (alpha) goes on unchanged
+        arr = pred.to_uint8().permute(1, 2, 0).numpy()
+        out = PILImage.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)   # a grey model's output: mode L
+        if alpha is not None and fmt in _ALPHA_FORMATS: out.putalpha(alpha)
+        with atomic_write(dest) as f: out.save(f, format=fmt, **info)
         done.append(dest)
     if failed:
         listing = '\n'.join(f'  {fn}: {err}' for fn, err in failed)
