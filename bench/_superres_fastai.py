@@ -10,17 +10,15 @@ fastai's `hook_outputs`.
 """
 import time
 T_START = time.perf_counter()
-import argparse, warnings
+import warnings
 
 warnings.filterwarnings('ignore', category=FutureWarning)   # torch.jit.script deprecation noise from fastai's imports
 from fastai.vision.all import *   # noqa: F403 (the fastai way: this is the peer being measured)
-import fastai
 from PIL import Image as PILImg
 from torchvision.models import vgg16_bn
 
-import _common as C
 import _unet_common as U
-from _unet_fastai import StepTimer   # the U-Net benchmark's step timer: end of one training batch to the end of the next
+from _unet_fastai import parse_args, make_dls, fit_and_report   # shared with the U-Net benchmark
 
 IMPORT_S = time.perf_counter() - T_START
 
@@ -75,21 +73,10 @@ def load_arrays(path):
 
 
 def main():
-    p = U.add_args(argparse.ArgumentParser(description=__doc__))
-    args = p.parse_args()
-    C.set_threads(args.threads)
-    set_seed(args.seed)
-
+    args = parse_args(__doc__)
     t0 = time.perf_counter()
-    path = Path(args.path)
-    xs, ys, valid_idx = load_arrays(path)
-    dblock = DataBlock(blocks=(ImageBlock, ImageBlock),
-                       get_x=lambda i: xs[i], get_y=lambda i: ys[i],
-                       splitter=IndexSplitter(valid_idx),
-                       batch_tfms=Normalize.from_stats(*imagenet_stats, cuda=False))
-    dls = dblock.dataloaders(list(range(len(xs))), bs=args.bs, num_workers=0, device=torch.device('cpu'))
+    dls = make_dls(*load_arrays(Path(args.path)), ImageBlock, args)
     setup_s = time.perf_counter() - t0
-    U.check_batches(len(dls.train), args, 'fastai-fp32')
 
     t0 = time.perf_counter()
     vgg_m = vgg16_bn(weights=None).features.eval()   # vgg16_bn(True) in the lesson; random weights here (same cost per step)
@@ -100,19 +87,8 @@ def main():
     learn = unet_learner(dls, resnet34, pretrained=False, n_out=U.SR_N_OUT, loss_func=feat_loss, wd=U.SR_WD,
                          blur=True, norm_type=NormType.Weight)
     build_s = time.perf_counter() - t0
-
-    timer = StepTimer()
-    with learn.no_bar(), learn.no_logging():
-        # v1 schedule, as restorelab's defaults; fastai's Adam: betas (0.9, 0.99), eps 1e-5, wd 1e-3 decoupled (not on BN/bias)
-        learn.fit_one_cycle(1, U.MAX_LR, pct_start=U.SR_PCT_START, div=U.DIV, div_final=U.FINAL_DIV, moms=(*U.MOMS, U.MOMS[0]),
-                            cbs=[timer])
-    U.report('fastai-fp32', step_times=timer.step_times, fetch_times=timer.fetch_times, args=args, setup_s=setup_s,
-             build_s=build_s, import_s=IMPORT_S, model=learn.model, losses=timer.losses, n_classes=U.SR_N_OUT,
-             img_size=tuple(dls.one_batch()[0].shape[-2:]), amp_dtype='None', loss_func=type(learn.loss_func).__name__,
-             loss_memory_format=U.memory_format(learn.loss_func.m_feat),
-             optimizer=f'fastai {learn.opt_func.__name__} sqr_mom {learn.opt.hypers[0]["sqr_mom"]}, wd {learn.opt.hypers[0]["wd"]} '
-                       f'(true_wd, wd_bn_bias {learn.wd_bn_bias})',
-             fastai=fastai.__version__)
+    fit_and_report(learn, dls, args, pct_start=U.SR_PCT_START, setup_s=setup_s, build_s=build_s, import_s=IMPORT_S,
+                   n_classes=U.SR_N_OUT, loss_memory_format=U.memory_format(learn.loss_func.m_feat))
 
 
 if __name__ == '__main__': main()

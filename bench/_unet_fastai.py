@@ -47,40 +47,53 @@ def load_arrays(path):
     return xs, ys, valid_idx
 
 
-def main():
-    p = U.add_args(argparse.ArgumentParser(description=__doc__))
-    args = p.parse_args()
+def parse_args(doc):
+    "The fastai contestant's arguments; threads and seed set."
+    args = U.add_args(argparse.ArgumentParser(description=doc)).parse_args()
     C.set_threads(args.threads)
     set_seed(args.seed)
+    return args
 
-    t0 = time.perf_counter()
-    path = Path(args.path)
-    codes = np.loadtxt(path/'codes.txt', dtype=str)
-    xs, ys, valid_idx = load_arrays(path)
-    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes)),
+
+def make_dls(xs, ys, valid_idx, y_block, args):
+    "DataLoaders over the decoded arrays (inputs normalised with the ImageNet stats, and image targets too), checked."
+    dblock = DataBlock(blocks=(ImageBlock, y_block),
                        get_x=lambda i: xs[i], get_y=lambda i: ys[i],
                        splitter=IndexSplitter(valid_idx),
                        batch_tfms=Normalize.from_stats(*imagenet_stats, cuda=False))
     dls = dblock.dataloaders(list(range(len(xs))), bs=args.bs, num_workers=0, device=torch.device('cpu'))
-    setup_s = time.perf_counter() - t0
     U.check_batches(len(dls.train), args, 'fastai-fp32')
+    return dls
+
+
+def fit_and_report(learn, dls, args, *, pct_start, setup_s, build_s, import_s, **extra):
+    "Train one epoch of the v1 one-cycle schedule restorelab uses, timing each step, and print the result line."
+    timer = StepTimer()
+    with learn.no_bar(), learn.no_logging():
+        # fastai's Adam: betas (0.9, 0.99), eps 1e-5, wd decoupled (not on BN/bias)
+        learn.fit_one_cycle(1, U.MAX_LR, pct_start=pct_start, div=U.DIV, div_final=U.FINAL_DIV, moms=(*U.MOMS, U.MOMS[0]),
+                            cbs=[timer])
+    U.report('fastai-fp32', step_times=timer.step_times, fetch_times=timer.fetch_times, args=args, setup_s=setup_s,
+             build_s=build_s, import_s=import_s, model=learn.model, losses=timer.losses,
+             img_size=tuple(dls.one_batch()[0].shape[-2:]), amp_dtype='None', loss_func=type(learn.loss_func).__name__,
+             optimizer=f'fastai {learn.opt_func.__name__} sqr_mom {learn.opt.hypers[0]["sqr_mom"]}, wd {learn.opt.hypers[0]["wd"]} '
+                       f'(true_wd, wd_bn_bias {learn.wd_bn_bias})',
+             fastai=fastai.__version__, **extra)
+
+
+def main():
+    args = parse_args(__doc__)
+    t0 = time.perf_counter()
+    path = Path(args.path)
+    codes = np.loadtxt(path/'codes.txt', dtype=str)
+    dls = make_dls(*load_arrays(path), MaskBlock(codes), args)
+    setup_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     # CrossEntropyLossFlat(axis=1) is fastai's loss for masks, as restorelab's CrossEntropyFlat(axis=1): passed to be explicit
     learn = unet_learner(dls, resnet34, pretrained=False, n_out=len(codes), loss_func=CrossEntropyLossFlat(axis=1))
     build_s = time.perf_counter() - t0
-
-    timer = StepTimer()
-    with learn.no_bar(), learn.no_logging():
-        # v1 schedule, as restorelab's defaults; fastai's Adam: betas (0.9, 0.99), eps 1e-5, wd 1e-2 decoupled (not on BN/bias)
-        learn.fit_one_cycle(1, U.MAX_LR, pct_start=U.PCT_START, div=U.DIV, div_final=U.FINAL_DIV, moms=(*U.MOMS, U.MOMS[0]),
-                            cbs=[timer])
-    U.report('fastai-fp32', step_times=timer.step_times, fetch_times=timer.fetch_times, args=args, setup_s=setup_s,
-             build_s=build_s, import_s=IMPORT_S, model=learn.model, losses=timer.losses,
-             img_size=tuple(dls.one_batch()[0].shape[-2:]), amp_dtype='None', loss_func=type(learn.loss_func).__name__,
-             optimizer=f'fastai {learn.opt_func.__name__} sqr_mom {learn.opt.hypers[0]["sqr_mom"]}, wd {learn.opt.hypers[0]["wd"]} '
-                       f'(true_wd, wd_bn_bias {learn.wd_bn_bias})',
-             fastai=fastai.__version__)
+    fit_and_report(learn, dls, args, pct_start=U.PCT_START, setup_s=setup_s, build_s=build_s, import_s=IMPORT_S)
 
 
 if __name__ == '__main__': main()

@@ -10,7 +10,6 @@ T_START = time.perf_counter()
 import argparse
 
 from restorelab.all import *   # noqa: F403 (the lesson's own import line)
-import torch
 
 import _common as C
 import _unet_common as U
@@ -33,15 +32,45 @@ class StepTimer(Callback):
         self.losses.append(learn.loss.detach())   # read after the fit: .item() would add work to the step
 
 
-def main():
-    p = U.add_args(argparse.ArgumentParser(description=__doc__))
+def parse_args(doc):
+    "A restorelab contestant's arguments (the shared ones and the two speed levers) and its name; threads and seed set."
+    p = U.add_args(argparse.ArgumentParser(description=doc))
     p.add_argument('--bf16', action='store_true', help='learn.to_bf16() (bfloat16 autocast)')
     p.add_argument('--channels-last', action='store_true', help='learn.to_channels_last()')
     args = p.parse_args()
     C.set_threads(args.threads)
     set_seed(args.seed)
-    name = 'restorelab-' + ('bf16' if args.bf16 else 'fp32') + ('-cl' if args.channels_last else '')
+    return args, 'restorelab-' + ('bf16' if args.bf16 else 'fp32') + ('-cl' if args.channels_last else '')
 
+
+def check_data(data, args, name):
+    "Exactly warmup + steps training batches, preloaded into memory (each batch a cheap index), or a clear error."
+    U.check_batches(len(data.train_dl), args, name)
+    if not isinstance(data.train_dl.dl, TensorBatchLoader):
+        raise RuntimeError(f'{name}: the data is not preloaded into memory (train loader is {type(data.train_dl.dl).__name__})')
+
+
+def speed_levers(learn, args):
+    "The second contestant's levers: bfloat16 autocast, then channels-last weights."
+    if args.bf16: learn.to_bf16()
+    if args.channels_last: learn.to_channels_last()
+    return learn
+
+
+def fit_and_report(learn, name, args, *, pct_start, setup_s, build_s, import_s, **extra):
+    "Train one epoch of the one-cycle schedule both libraries use, timing each step, and print the result line."
+    timer = StepTimer()
+    learn.fit_one_cycle(1, max_lr=U.MAX_LR, moms=U.MOMS, div_factor=U.DIV, pct_start=pct_start, final_div=U.FINAL_DIV,
+                        callbacks=[timer])
+    U.report(name, step_times=timer.steps, fetch_times=timer.fetches, args=args, setup_s=setup_s, build_s=build_s,
+             import_s=import_s, model=learn.model, losses=timer.losses, img_size=learn.model.img_size,
+             amp_dtype=str(learn.amp_dtype), loss_func=type(learn.loss_func).__name__,
+             optimizer=f'{type(learn.opt.opt).__name__} betas {learn.opt.param_groups[0]["betas"][1]} (beta2) via OptimWrapper, '
+                       f'true_wd {learn.wd}', **extra)
+
+
+def main():
+    args, name = parse_args(__doc__)
     t0 = time.perf_counter()
     path = Path(args.path)
     codes = np.loadtxt(path/'codes.txt', dtype=str)
@@ -52,24 +81,12 @@ def main():
             .databunch(bs=args.bs, device='cpu')
             .normalize(imagenet_stats))
     setup_s = time.perf_counter() - t0
-    U.check_batches(len(data.train_dl), args, name)
-    if not isinstance(data.train_dl.dl, TensorBatchLoader):
-        raise RuntimeError(f'{name}: the data is not preloaded into memory (train loader is {type(data.train_dl.dl).__name__})')
+    check_data(data, args, name)
 
     t0 = time.perf_counter()
-    learn = unet_learner(data, models.resnet34, pretrained=False, silent=True)   # loss: CrossEntropyFlat(axis=1) from the masks
-    if args.bf16: learn.to_bf16()
-    if args.channels_last: learn.to_channels_last()
+    learn = speed_levers(unet_learner(data, models.resnet34, pretrained=False, silent=True), args)   # loss: CrossEntropyFlat(axis=1) from the masks
     build_s = time.perf_counter() - t0
-
-    timer = StepTimer()
-    learn.fit_one_cycle(1, max_lr=U.MAX_LR, moms=U.MOMS, div_factor=U.DIV, pct_start=U.PCT_START, final_div=U.FINAL_DIV,
-                        callbacks=[timer])
-    U.report(name, step_times=timer.steps, fetch_times=timer.fetches, args=args, setup_s=setup_s, build_s=build_s,
-             import_s=IMPORT_S, model=learn.model, losses=timer.losses, img_size=learn.model.img_size,
-             amp_dtype=str(learn.amp_dtype), loss_func=type(learn.loss_func).__name__,
-             optimizer=f'{type(learn.opt.opt).__name__} betas {learn.opt.param_groups[0]["betas"][1]} (beta2) via OptimWrapper, '
-                       f'true_wd {learn.wd}')
+    fit_and_report(learn, name, args, pct_start=U.PCT_START, setup_s=setup_s, build_s=build_s, import_s=IMPORT_S)
 
 
 if __name__ == '__main__': main()

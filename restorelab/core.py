@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['defaults', 'default_device', 'cpu_has_native_bf16', 'ifnone', 'is_listy', 'listify', 'range_of', 'num_cpus',
-           'to_device', 'to_cpu', 'to_detach', 'set_seed', 'atomic_write', 'atomic_save', 'subplots', 'image_to_numpy',
-           'show_image', 'plot_multi', 'get_files', 'ParallelError', 'parallel']
+__all__ = ['defaults', 'default_device', 'cpu_has_native_bf16', 'has_native_bf16', 'ifnone', 'is_listy', 'listify', 'range_of',
+           'num_cpus', 'to_device', 'to_cpu', 'to_detach', 'set_seed', 'atomic_write', 'atomic_save', 'subplots',
+           'image_to_numpy', 'show_image', 'plot_multi', 'get_files', 'ParallelError', 'parallel']
 
 # %% ../nbs/00_core.ipynb #3cbfaf97
 defaults = SimpleNamespace(
@@ -44,6 +44,12 @@ def cpu_has_native_bf16(cpuinfo='/proc/cpuinfo') -> bool | None:
     try: flags = Path(cpuinfo).read_text()
     except OSError: return None
     return any(f in flags.split() for f in ('avx512_bf16', 'amx_bf16'))
+
+def has_native_bf16(device=None) -> bool:
+    "Whether `device` (default: `default_device()`) computes bfloat16 natively: a GPU that supports it, or a CPU with AVX512-BF16 or AMX."
+    device = torch.device(device if device is not None else default_device())
+    if device.type == 'cuda': return torch.cuda.is_bf16_supported()
+    return device.type == 'cpu' and bool(cpu_has_native_bf16())
 
 # %% ../nbs/00_core.ipynb #ba290ab4
 def ifnone(a, b):

@@ -217,7 +217,7 @@ class ImageList(ItemList):
     def show_xys(self, xs, ys, rows=None, figsize=None, imgsize: float = 3, **kwargs):
         "A grid of images titled with their targets."
         n = len(xs); rows = ifnone(rows, math.ceil(math.sqrt(n))); cols = math.ceil(n / rows)
-        fig, axs = subplots(rows, cols, figsize=ifnone(figsize, (imgsize * cols, imgsize * rows)))
+        fig, axs = subplots(rows, cols, figsize=figsize, imgsize=imgsize)
         for ax, x, y in zip(axs.flatten(), xs, ys): x.show(ax=ax, y=y, **kwargs)
         for ax in axs.flatten()[n:]: ax.axis('off')
         fig.tight_layout()
@@ -225,7 +225,7 @@ class ImageList(ItemList):
     def show_xyzs(self, xs, ys, zs, rows=None, figsize=None, imgsize: float = 3, **kwargs):
         "A grid of images titled 'prediction/actual' (green when right, red when wrong)."
         n = len(xs); rows = ifnone(rows, math.ceil(math.sqrt(n))); cols = math.ceil(n / rows)
-        fig, axs = subplots(rows, cols, figsize=ifnone(figsize, (imgsize * cols, imgsize * rows)))
+        fig, axs = subplots(rows, cols, figsize=figsize, imgsize=imgsize)
         for ax, x, y, z in zip(axs.flatten(), xs, ys, zs):
             x.show(ax=ax, **kwargs)
             ax.set_title(f'{z}/{y}', color='green' if str(z) == str(y) else 'red')
@@ -260,7 +260,7 @@ class ImageImageList(ImageList):
     def show_xys(self, xs, ys, rows=None, figsize=None, imgsize: float = 3, **kwargs):
         "Inputs and targets side by side, one pair per row."
         rows = len(xs)
-        fig, axs = subplots(rows, 2, figsize=ifnone(figsize, (2 * imgsize, imgsize * rows)))
+        fig, axs = subplots(rows, 2, figsize=figsize, imgsize=imgsize)
         for i, (x, y) in enumerate(zip(xs, ys)):
             x.show(ax=axs[i, 0], **kwargs); y.show(ax=axs[i, 1], **kwargs)
         axs[0, 0].set_title('Input'); axs[0, 1].set_title('Target')
@@ -269,7 +269,7 @@ class ImageImageList(ImageList):
     def show_xyzs(self, xs, ys, zs, rows=None, figsize=None, imgsize: float = 3, **kwargs):
         "Input / Prediction / Target, one row per item."
         rows = len(xs)
-        fig, axs = subplots(rows, 3, figsize=ifnone(figsize, (3 * imgsize, imgsize * rows)))
+        fig, axs = subplots(rows, 3, figsize=figsize, imgsize=imgsize)
         for i, (x, y, z) in enumerate(zip(xs, ys, zs)):
             x.show(ax=axs[i, 0], **kwargs); z.show(ax=axs[i, 1], **kwargs); y.show(ax=axs[i, 2], **kwargs)
         for ax, t in zip(axs[0], ('Input', 'Prediction', 'Target')): ax.set_title(t)
