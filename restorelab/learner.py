@@ -174,8 +174,8 @@ class Learner:
             self('before_backward')
             (self.scaler.scale(self.loss) if self.scaler is not None else self.loss).backward()
             self('after_backward')
-            if self.scaler is not None: self.scaler.step(self.opt.opt); self.scaler.update()
-            else: self.opt.step()
+            self.opt.step(scaler=self.scaler)
+            if self.scaler is not None: self.scaler.update()
             self('after_step')
             self.opt.zero_grad()
         except CancelBatchException: pass

@@ -71,8 +71,11 @@ class OptimWrapper:
                 pg['weight_decay'] = 0. if self.true_wd or not pg['apply_wd'] else wd
 
     @torch.no_grad()
-    def step(self, closure=None):
-        "Decoupled weight decay on the parameters that have a gradient, then the optimizer's step."
+    def step(self, closure=None, scaler=None):
+        "Decoupled weight decay on the parameters that have a gradient, then the optimizer's step; through `scaler` if given."
+        # a GradScaler unscales the gradients and calls back `self.step()` only when they are finite: the decay then
+        # happens exactly when the step does (stepping `self.opt` directly would skip it)
+        if scaler is not None: return scaler.step(self, *([closure] if closure is not None else []))
         if self.true_wd and self.wd:
             for pg in self.param_groups:
                 if not pg['apply_wd']: continue
