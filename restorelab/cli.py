@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from .core import set_seed, defaults
-from .data.external import URLs, untar_data, extract_archive, data_path, is_available
+from .data.external import URLs, untar_data, is_available
 from .data.vision import ImageList
 from .data.transforms import rand_pad
 from .layers import conv_layer, res_block, Flatten
@@ -22,17 +22,9 @@ from .data.vision import open_image, get_image_files, ImageReadError
 from .vision.learner import load_learner
 
 # %% auto #0
-__all__ = ['mnist_sample_path', 'mnist_resnet', 'run_demo', 'restore_folder', 'main']
+__all__ = ['mnist_resnet', 'run_demo', 'restore_folder', 'main']
 
 # %% ../nbs/90_cli.ipynb #9519ec9a
-def mnist_sample_path() -> Path:
-    "Extract the MNIST sample shipped with restorelab (150 training and 50 test digits per class) and return its folder."
-    dest = data_path() / 'mnist_sample'
-    if not (dest / 'training').is_dir():
-        from importlib.resources import files, as_file
-        with as_file(files('restorelab') / 'assets' / 'mnist_sample.tgz') as archive: extract_archive(archive, dest.parent)
-    return dest
-
 def mnist_resnet() -> nn.Sequential:
     "Lesson 7's ResNet-ish MNIST model: four (stride-2 conv_layer + res_block) stages, then a stride-2 conv to 10."
     def conv2(ni, nf): return conv_layer(ni, nf, stride=2)
@@ -45,7 +37,7 @@ def run_demo(out='restorelab_demo', epochs: int = None, sample: bool = False, bs
     "Train the lesson's ResNet-ish on MNIST (full when available, else the sample); write a figure and metrics to `out`."
     set_seed(seed)
     full = not sample and is_available(URLs.MNIST)
-    path = untar_data(URLs.MNIST) if full else mnist_sample_path()
+    path = untar_data(URLs.MNIST if full else URLs.MNIST_TINY)   # the sample ships inside the package
     epochs = epochs if epochs is not None else (1 if full else 8)
     print(f"MNIST: {'full archive' if full else 'sample shipped with restorelab'} at {path}")
     t0 = time.time()

@@ -11,9 +11,9 @@ from pathlib import Path, PurePosixPath
 from ..core import atomic_write, defaults, ifnone
 
 # %% auto #0
-__all__ = ['restorelab_home', 'archive_path', 'data_path', 'models_path', 'archive_folders', 'ChecksumError', 'file_sha256',
-           'DatasetURL', 'URLs', 'download_url', 'UnsafeArchiveError', 'extract_archive', 'find_archive',
-           'is_available', 'untar_data']
+__all__ = ['restorelab_home', 'archive_path', 'data_path', 'models_path', 'bundled_archive_folders', 'archive_folders',
+           'ChecksumError', 'file_sha256', 'DatasetURL', 'URLs', 'download_url', 'UnsafeArchiveError',
+           'extract_archive', 'find_archive', 'is_available', 'DatasetUnavailableError', 'untar_data']
 
 # %% ../../nbs/01_data.external.ipynb #ef17b6e8
 def restorelab_home() -> Path:
@@ -32,13 +32,20 @@ def models_path() -> Path:
     "Folder for model weights."
     return restorelab_home()/'models'
 
+def bundled_archive_folders() -> list:
+    "Folders of the small samples that come with restorelab: the package's `assets/` and, in a clone, the repository's `samples/`."
+    import restorelab
+    package = Path(restorelab.__file__).resolve().parent
+    # `samples/` sits beside the package in the repository (an editable install); a wheel carries only `assets/`
+    return [f for f in (package/'assets', package.parent/'samples') if f.is_dir()]
+
 def archive_folders() -> list:
-    "Folders searched for archives, in order: each folder in `$RESTORELAB_ARCHIVE` (`os.pathsep`-separated), then `archive_path()`."
+    "Folders searched for archives, in order: those in `$RESTORELAB_ARCHIVE` (`os.pathsep`-separated), `archive_path()`, the bundled ones."
     folders = [Path(p).expanduser() for p in os.environ.get('RESTORELAB_ARCHIVE', '').split(os.pathsep) if p]
     for folder in folders:
         # a typo in the variable would otherwise silently send us to the network
         if not folder.is_dir(): raise NotADirectoryError(f"RESTORELAB_ARCHIVE names {str(folder)!r}, which is not a folder")
-    return folders + [archive_path()]
+    return folders + [archive_path()] + bundled_archive_folders()
 
 # %% ../../nbs/01_data.external.ipynb #53ea55e5
 class ChecksumError(ValueError):
@@ -105,15 +112,33 @@ class URLs:
     S3 = 'https://s3.amazonaws.com/fast-ai-'
     S3_IMAGE = f'{S3}imageclas/'
     S3_IMAGELOC = f'{S3}imagelocal/'
-    # offline stand-ins: the archives of shared/data, hashes from its SHA256SUMS
+    RESTORELAB = 'https://github.com/restorelab/restorelab/'
+    REPO_RAW = f'{RESTORELAB}raw/main/'                      # files in the repository
+    RELEASES = f'{RESTORELAB}releases/download/data-v1/'     # archives the project prepared from public data
+    # the full datasets; offline stand-ins are the archives of shared/data (hashes from its SHA256SUMS)
     MNIST = DatasetURL(f'{S3_IMAGE}mnist_png.tgz',
         offline={'mnist_png.tgz': '2f5264a0fe61fed66fe78f12e1ca28aa91da8f7fd2f9cf0443b7c7f0610a6ed7'})
     PETS = DatasetURL(f'{S3_IMAGE}oxford-iiit-pet.tgz',
         offline={'pets_small.tgz': '261990c194dce63e92b3da572c4a7433c55f981659c45e651717e0e37b4acddf'})
-    CAMVID = DatasetURL(f'{S3_IMAGELOC}camvid.tgz',
-        offline={'camvid_small.tgz': '1ed3d19844d5ac6ccc97ce64d1179c7be3479eb65bfb36eeb56c22d1934e9959'})
+    CAMVID = DatasetURL(f'{S3_IMAGELOC}camvid.tgz')   # fastai's: 32 classes, images/ + labels/*_P.png, 960x720
+    CAMVID_SEGNET = DatasetURL(f'{RELEASES}camvid_small.tgz', folder='camvid_segnet',   # SegNet's: 12 codes, 480x360
+        sha256='1ed3d19844d5ac6ccc97ce64d1179c7be3479eb65bfb36eeb56c22d1934e9959')
     LSUN_BEDROOMS = DatasetURL(f'{S3_IMAGE}bedroom.tgz',
         offline={'lsun_bedroom_sample.tgz': '3bfdc4b401bfc5dd9c10a6c3d12dd655d69185a286634f84cbe3a368cdd00d23'})
+    STYLE_IMAGES = DatasetURL(f'{RELEASES}style_images.tgz', folder='style_images',   # lesson 14: The Starry Night
+        sha256='e85fd1d866967573278db852e74567d113469b864a6c2785e742dde1462ac3a8')
+    # restorelab's samples: each full dataset's layout at a fraction of its size, in the repository (the MNIST one in the
+    # package, for `restorelab demo`), so the lessons' default tier and the tests need no network and no archive
+    MNIST_TINY = DatasetURL(f'{REPO_RAW}restorelab/assets/mnist_sample.tgz',   # 150 + 50 digits per class
+        sha256='9aecb606382f73c883f92fc6b2119a8a24cbec31eaa2aa59137bf4c140a717ce')
+    PETS_TINY = DatasetURL(f'{REPO_RAW}samples/pets_tiny.tgz',   # 40 photos, every breed, short side 256
+        sha256='6f087d3c7f03f906fcfcbec9a573ae7f7029590f3deae9b995a44ef439e10ecb')
+    CAMVID_TINY = DatasetURL(f'{REPO_RAW}samples/camvid_tiny.tgz',   # SegNet layout, 30/10/10 frames at 240x180
+        sha256='4029dec94415fb029a9c2875480f37a60909beff25762f0bed26d5cedc2e21ef')
+    LSUN_TINY = DatasetURL(f'{REPO_RAW}samples/lsun_tiny.tgz',   # 48 bedrooms, short side 64
+        sha256='cc798d819aec8107301a985902f46abfcf4da12e7c24e5894afe188624cadbe5')
+    STYLE_TINY = DatasetURL(f'{REPO_RAW}samples/style_tiny.tgz',   # lesson 14's style image at 320x200
+        sha256='0af566d82e73eed84cbe9d349523caeeeada3567ff9b169eec65ff13a27d46ee')
 
 # %% ../../nbs/01_data.external.ipynb #15627d52
 def _show_bar(show: bool) -> bool:
@@ -305,6 +330,14 @@ def is_available(url, sha256: str | None = None) -> bool:
     return any((folder/name).is_file() for folder in archive_folders() for name in [url.fname, *url.offline])
 
 # %% ../../nbs/01_data.external.ipynb #076367af
+class DatasetUnavailableError(OSError):
+    "No archive of a dataset was found offline and downloading it failed; says which names were looked for, and where."
+    def __init__(self, url: DatasetURL, cause: BaseException):
+        names = ' or '.join(dict.fromkeys([url.fname, *url.offline]))
+        folders = ', '.join(str(f) for f in archive_folders())
+        super().__init__(f"{url.folder}: no archive found offline and the download failed ({cause}). To work offline, put "
+                         f"{names} in a folder and set RESTORELAB_ARCHIVE to it (searched: {folders})")
+
 def untar_data(url, sha256: str | None = None, force_download: bool = False, show_progress: bool = True) -> Path:
     "Folder of the dataset at `url` (a `URLs` entry, URL or path), found offline or downloaded, verified and extracted once."
     url = url if isinstance(url, DatasetURL) else DatasetURL(url, sha256=sha256)
@@ -316,8 +349,9 @@ def untar_data(url, sha256: str | None = None, force_download: bool = False, sho
         if _local_source(url) is None: (archive_path()/url.fname).unlink(missing_ok=True)
     archive, digest = find_archive(url, sha256)
     if archive is None:
-        archive = download_url(url, archive_path()/url.fname, sha256=ifnone(sha256, url.sha256), force=True,
-                               show_progress=show_progress)
+        try: archive = download_url(url, archive_path()/url.fname, sha256=ifnone(sha256, url.sha256), force=True,
+                                    show_progress=show_progress)
+        except OSError as e: raise DatasetUnavailableError(url, e) from e
         digest = file_sha256(archive)
     extract_archive(archive, dest, strip_top=True)
     with atomic_write(_marker(dest), 'w') as f: f.write(f'{digest}  {archive.name}\n')
