@@ -12,7 +12,7 @@ import time
 T_START = time.perf_counter()
 
 from restorelab.all import *   # noqa: F403 (the lesson's own import line)
-from restorelab.losses import FeatureLoss
+from restorelab.feature_loss import FeatureLoss
 from torchvision.models import vgg16_bn
 
 import _unet_common as U

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-from restorelab.vision.learner import create_body
+from restorelab.models.core import create_body
 from restorelab.models.unet import DynamicUnet
 from restorelab.tiling import predict_tiled, tile_slices
 

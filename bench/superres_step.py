@@ -91,7 +91,7 @@ def report(args, names, run):
             f'  .label_from_func(lambda x: path_hr/x.parent.name/x.name).databunch(bs={args.bs}).normalize(imagenet_stats, do_y=True)` (uint8',
             '  tensors indexed per batch), `unet_learner(data, models.resnet34, pretrained=False, wd=1e-3, loss_func=feat_loss, blur=True,',
             '  norm_type=NormType.Weight, n_classes=3)` (n_classes given: restorelab\'s image labels have no `data.c`), `learn.fit_one_cycle(1,',
-            '  1e-3, pct_start=0.9)` with a timing callback. `restorelab.losses.FeatureLoss` (target features under `no_grad`, the VGG run',
+            '  1e-3, pct_start=0.9)` with a timing callback. `restorelab.feature_loss.FeatureLoss` (target features under `no_grad`, the VGG run',
             '  up to layer 42). Optimizer: `torch.optim.Adam` (betas 0.9, 0.99) inside `OptimWrapper` (true weight decay, on every parameter:',
             '  v1\'s `bn_wd=True`). Weight norm: `torch.nn.utils.parametrizations.weight_norm`.',
             '- **restorelab-bf16-cl**: the same, then `learn.to_bf16()` (the U-Net\'s forward under `torch.autocast(\'cpu\', torch.bfloat16)`;',

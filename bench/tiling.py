@@ -77,7 +77,7 @@ def report(args, names, summary, results, errors, info, default):
     notes = [f"Goals (the issue): memory ≤ {GOALS['memory']}× and time ≤ {GOALS['time']}× of untiled (✓ met, ✗ not met in this run).",
              '`pixels ÷ image` is the work the tiles do relative to the image (the overlap\'s cost): time ÷ untiled should be close to it.',
              'Differences are of round 1\'s outputs from the untiled output' + (f' (standard deviation {ref_std:.3f}, mean absolute value {ref_abs:.3f})' if ref_std else '') +
-             ': not zero, because the U-Net\'s receptive field', 'is far wider than the overlap (see nbs/24_tiling.ipynb, "The error").']
+             ': not zero, because the U-Net\'s receptive field', 'is far wider than the overlap (see nbs/16_tiling.ipynb, "The error").']
     cpu = [f"- CPU: {info['cpu']}, {info['cores']} cores, {info['mem']}; torch CPU capability {info['cpu_capability']}",
            f"- torch {info['torch']} with {info['threads']} threads; Python {info['python']}"]
     baseline = ['Baseline = the peak RSS once the model and image are built; RSS then = the resident memory at that moment (close to the',

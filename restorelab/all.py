@@ -18,32 +18,33 @@ import matplotlib.pyplot as plt
 import PIL, PIL.Image
 from torchvision import models
 
+import fastcore.xtras   # fastcore's `Path.ls()`, which the lessons call (`path.ls()`), as in fastai
+
+# in the order of the layers: core, data, training loop, models, applications
 from .core import *
 from .data.external import *
+from .losses import *
 from .data.transforms import *
-from .data.core import *
 from .data.bunch import *
+from .data.core import *
 from .data.vision import *
 from .data.segmentation import *
-from .layers import *
-from .losses import *
 from .callback import *
 from .schedule import *
 from .recorder import *
 from .metrics import *
 from .optimizer import *
-from .learner import *
 from .hooks import *
-from .models.unet import *
-from .vision.learner import *
-from .crappify import *
 from .tiling import *
 from .export import export_learner, read_export   # (its other helpers are internal)
-
-def _path_ls(self):
-    "The sorted contents of a folder, as fastai's `Path.ls()` (lesson notebooks call `path.ls()`)."
-    return sorted(self.iterdir())
-if not hasattr(Path, 'ls'): Path.ls = _path_ls   # fastcore may have added its own: keep that one
+from .inference import *
+from .learner import *
+from .layers import *
+from .models.core import *
+from .models.unet import *
+from .feature_loss import *
+from .vision.learner import *
+from .crappify import *
 
 # the star-import surface: every public name gathered above
 __all__ = sorted(n for n in dir() if not n.startswith('_'))

@@ -10,19 +10,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Iterable
 
-# OpenMP threads that spin while waiting make 2-thread CPU training 10-40x slower as soon as another process is busy
-# (measured here: 1.7 s vs 44 ms per MNIST ResNet step); passive waiting costs little on an idle machine. It only takes
-# effect if torch is not imported yet, and an explicit OMP_WAIT_POLICY in the environment wins.
-if 'torch' not in sys.modules: os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
-
 import numpy as np
 import torch
-from torch import Tensor
+from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['defaults', 'default_device', 'cpu_has_native_bf16', 'has_native_bf16', 'ifnone', 'is_listy', 'listify', 'range_of',
-           'num_cpus', 'to_device', 'to_cpu', 'to_detach', 'set_seed', 'atomic_write', 'atomic_save', 'subplots',
-           'image_to_numpy', 'show_image', 'plot_multi', 'get_files', 'ParallelError', 'parallel']
+__all__ = ['defaults', 'NORM_TYPES', 'default_device', 'cpu_has_native_bf16', 'has_native_bf16', 'ifnone', 'is_listy', 'listify',
+           'range_of', 'num_cpus', 'to_device', 'to_cpu', 'to_detach', 'unwrap_model', 'clean_state_dict', 'set_seed',
+           'atomic_write', 'atomic_save', 'subplots', 'image_to_numpy', 'show_image', 'plot_multi', 'get_files',
+           'progress_visible', 'ParallelError', 'parallel']
 
 # %% ../nbs/00_core.ipynb #3cbfaf97
 defaults = SimpleNamespace(
@@ -98,6 +94,24 @@ def to_detach(b, cpu=True):
     if isinstance(b, (list, tuple)): return type(b)(to_detach(o, cpu) for o in b)
     if isinstance(b, dict): return {k: to_detach(v, cpu) for k, v in b.items()}
     return b
+
+# %% ../nbs/00_core.ipynb #24fccf2a
+NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm)
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    "The model inside `DataParallel`/`DistributedDataParallel` (and `torch.compile`) wrappers."
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)): model = model.module
+        elif hasattr(model, '_orig_mod'): model = model._orig_mod
+        else: return model
+
+def clean_state_dict(sd: dict) -> dict:
+    "Drop the `module.` (DataParallel) and `_orig_mod.` (torch.compile) prefixes from state-dict keys."
+    out = {}
+    for k, v in sd.items():
+        while k.startswith('module.') or k.startswith('_orig_mod.'): k = k.split('.', 1)[1]
+        out[k] = v
+    return out
 
 # %% ../nbs/00_core.ipynb #817ac9fe
 def set_seed(seed: int, deterministic: bool = False):
@@ -185,15 +199,9 @@ def get_files(path, extensions=None, recurse=True, include=None, exclude=None) -
         if not recurse: break
     return sorted(res)
 
-# %% ../nbs/00_core.ipynb #98bddce7
-class ParallelError(RuntimeError):
-    "`parallel`'s `func` failed on `item` (at `index` in the input); the original exception is the `__cause__`."
-    def __init__(self, msg: str, item=None, index: int | None = None):
-        super().__init__(msg)
-        self.item, self.index = item, index
-
-def _show_progress() -> bool:
-    "Progress bars only where someone watches them live: a notebook or a terminal (not CI logs), and not silenced."
+# %% ../nbs/00_core.ipynb #b6c7916a
+def progress_visible() -> bool:
+    "Whether progress bars are worth drawing: not `defaults.silent`, and a notebook kernel or a terminal shows them live."
     if defaults.silent: return False
     try:
         from IPython import get_ipython
@@ -201,6 +209,13 @@ def _show_progress() -> bool:
         if ip is not None and 'IPKernelApp' in getattr(ip, 'config', {}): return True
     except ImportError: pass
     return sys.stdout.isatty()
+
+# %% ../nbs/00_core.ipynb #98bddce7
+class ParallelError(RuntimeError):
+    "`parallel`'s `func` failed on `item` (at `index` in the input); the original exception is the `__cause__`."
+    def __init__(self, msg: str, item=None, index: int | None = None):
+        super().__init__(msg)
+        self.item, self.index = item, index
 
 _worker_func = None   # the function of the `parallel` call this worker process serves
 
@@ -242,7 +257,7 @@ def parallel(func: Callable, arr: Iterable, max_workers: int | None = None, leav
     arr = list(arr)
     max_workers = min(ifnone(max_workers, num_cpus()), len(arr))
     bar = None
-    if arr and _show_progress():
+    if arr and progress_visible():
         from fastprogress.fastprogress import progress_bar
         bar = progress_bar(range(len(arr)), leave=leave)
         bar.update(0)

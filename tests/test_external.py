@@ -171,7 +171,7 @@ def test_download_http(home, server, tmp_path):
 
 def test_download_progress_bar(home, server, tmp_path, monkeypatch, capsys):
     "The fastprogress bar path (normally only drawn in a notebook or terminal) works."
-    monkeypatch.setattr(ext, '_show_bar', lambda show: show)
+    monkeypatch.setattr(ext, 'progress_visible', lambda: True)
     data = os.urandom(3_000_000)
     (server.root/'big.bin').write_bytes(data)
     out = download_url(f'{server.url}/big.bin', tmp_path/'big.bin', chunk_size=1 << 16)

@@ -12,11 +12,11 @@ from PIL import Image as PILImage
 from torchvision import models
 from torchvision.models import vgg16_bn
 
-import restorelab.losses as rl
+import restorelab.feature_loss as rl
 from restorelab.hooks import children, requires_grad, hook_outputs, Hook
-from restorelab.losses import LossMetrics, LossPart
+from restorelab.recorder import LossMetrics, LossPart
 from restorelab.data.vision import ImageImageList
-from restorelab.data.transforms import imagenet_stats
+from restorelab.data.bunch import imagenet_stats
 from restorelab.learner import Learner
 from restorelab.layers import NormType
 from restorelab.vision.learner import unet_learner

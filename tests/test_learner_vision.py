@@ -10,7 +10,8 @@ from PIL import Image as PILImage
 from restorelab.data.core import Category
 from restorelab.data.bunch import DatasetType
 from restorelab.data.vision import ImageList, ImageImageList, Image, open_image
-from restorelab.data.transforms import rand_pad, imagenet_stats
+from restorelab.data.transforms import rand_pad
+from restorelab.data.bunch import imagenet_stats
 from restorelab.layers import conv_layer, res_block, Flatten
 from restorelab.learner import Learner
 from restorelab.losses import MSELossFlat

@@ -19,10 +19,11 @@ from torchvision import models
 from restorelab.layers import (NormType, ConvLayer, conv_layer, res_block, SequentialEx, MergeLayer, SelfAttention,
                                PixelShuffle_ICNR, icnr, Flatten, View, ResizeBatch, SigmoidRange,
                                AdaptiveConcatPool2d, PoolFlatten, Lambda)
+import restorelab.all   # noqa: F401 (every module that registers a model builder)
+from restorelab.models.core import MODEL_BUILDERS, model_spec, model_from_spec
 from restorelab.models.unet import DynamicUnet
-from restorelab.vision.learner import create_body, create_head, unet_learner
-from restorelab.hooks import num_features_model
-from restorelab.learner import clean_state_dict
+from restorelab.vision.learner import unet_learner
+from restorelab.core import clean_state_dict
 from restorelab.test_utils import synth_segmentation
 from restorelab.data.segmentation import SegmentationItemList
 
@@ -53,15 +54,16 @@ def _backend(case):
 
 # ------------------------------------------------------------------ model factories
 
-def _unet(arch, size=UNET_SIZE, **kwargs):
-    def build(): return DynamicUnet(create_body(getattr(models, arch), pretrained=False), 3, img_size=size, **kwargs)
+# the registered models are built from their recipes, as `load_learner` rebuilds them (see test_every_kind_is_tested)
+def _registered(kind, **settings):
+    spec = model_spec(kind, **settings)
+    assert spec is not None, (kind, settings)
+    def build(): return model_from_spec(spec)
+    build.kind = kind
     return build
 
-def _cnn(arch):
-    def build():
-        body = create_body(getattr(models, arch), pretrained=False)
-        return nn.Sequential(body, create_head(num_features_model(body) * 2, 5))
-    return build
+def _unet(arch, size=UNET_SIZE, **kwargs): return _registered('unet', arch=arch, n_classes=3, img_size=size, **kwargs)
+def _cnn(arch): return _registered('cnn', arch=arch, n_out=5)
 
 def mnist_simple_cnn():
     "Lesson 7's plain CNN: five stride-2 convs (with bias) each followed by BN and, except the last, ReLU."
@@ -299,6 +301,12 @@ def _check_skips_carry_gradients(case, model):
                 assert p.grad is not None and p.grad.any(), f'{case.id}: no gradient through the skips to {i}.{name}'
 
 # ------------------------------------------------------------------ tests
+
+def test_every_kind_is_tested():
+    "A family of models that registers a builder gets the checks below: some case must build each registered kind."
+    tested = {getattr(c.build, 'kind', None) for c in MODEL_CASES}
+    assert set(MODEL_BUILDERS) <= tested, f'no test case builds {sorted(set(MODEL_BUILDERS) - tested)}'
+
 
 def test_forward_backward(case_model):
     "Output shape (incl. odd input sizes), finiteness, every parameter gets a gradient, the option took effect."

@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 from skimage.metrics import structural_similarity, peak_signal_noise_ratio
 
 from restorelab.data.vision import ImageImageList
-from restorelab.data.transforms import imagenet_stats
+from restorelab.data.bunch import imagenet_stats
 from restorelab.learner import Learner
 from restorelab.losses import MSELossFlat
 from restorelab.metrics import imresize, rgb_to_y, psnr, ssim, PSNR, SSIM

@@ -6,9 +6,10 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from restorelab.data.transforms import (Normalize, apply_tfms, apply_tfms_batch, brightness, can_batch, contrast, crop,
-                                        crop_pad, dihedral, flip_lr, flip_vert, get_transforms, imagenet_stats, pad,
+from restorelab.data.transforms import (apply_tfms, apply_tfms_batch, brightness, can_batch, contrast, crop,
+                                        crop_pad, dihedral, flip_lr, flip_vert, get_transforms, pad,
                                         rand_crop, rand_pad, rand_zoom, rotate, symmetric_warp, zoom)
+from restorelab.data.bunch import Normalize, imagenet_stats
 
 # every constructor, with non-default arguments where that exercises more code
 ALL_TFMS = {

@@ -8,7 +8,7 @@ from torch import nn
 from torchvision import models
 
 from restorelab.models.unet import DynamicUnet
-from restorelab.vision.learner import create_body
+from restorelab.models.core import create_body
 
 
 def _free_port():

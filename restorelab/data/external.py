@@ -4,11 +4,11 @@
 
 # %% ../../nbs/01_data.external.ipynb #f2777499
 from __future__ import annotations
-import contextlib, hashlib, os, re, shutil, sys, tarfile, tempfile, zipfile
+import contextlib, hashlib, os, re, shutil, tarfile, tempfile, zipfile
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path, PurePosixPath
 
-from ..core import atomic_write, defaults, ifnone
+from ..core import atomic_write, ifnone, progress_visible
 
 # %% auto #0
 __all__ = ['restorelab_home', 'archive_path', 'data_path', 'models_path', 'bundled_archive_folders', 'archive_folders',
@@ -141,12 +141,6 @@ class URLs:
         sha256='0af566d82e73eed84cbe9d349523caeeeada3567ff9b169eec65ff13a27d46ee')
 
 # %% ../../nbs/01_data.external.ipynb #15627d52
-def _show_bar(show: bool) -> bool:
-    "Whether to draw a progress bar: asked for, not silenced, and someone is watching (a notebook or a terminal)."
-    if not show or defaults.silent: return False
-    from fastprogress.fastprogress import IN_NOTEBOOK
-    return bool(IN_NOTEBOOK or sys.stdout.isatty())
-
 @contextlib.contextmanager
 def _open_source(url, timeout: float = 60):
     "Yield `(stream, size or None)` for a local path, `file://`, http(s) or ftp `url`."
@@ -173,7 +167,7 @@ def download_url(url, dest, sha256: str | None = None, force: bool = False, show
     digest, done = hashlib.sha256(), 0
     with _open_source(url) as (stream, size), atomic_write(dest) as f:
         bar = None
-        if size and _show_bar(show_progress):
+        if size and show_progress and progress_visible():
             from fastprogress.fastprogress import progress_bar
             bar = progress_bar(range(size), leave=False)
             bar.update(0)
