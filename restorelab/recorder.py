@@ -97,11 +97,11 @@ class Recorder(Callback):
         import matplotlib.pyplot as plt
         return plt.subplots(1, 1, figsize=figsize)
     def plot(self, skip_start: int = 10, skip_end: int = 5, suggestion: bool = False, return_fig: bool = None, **kwargs):
-        "Loss against learning rate (log scale), as after `lr_find`; `suggestion` marks the steepest descent."
+        "Loss against learning rate (log scale), as after `lr_find`; `suggestion` marks the steepest descent; `kwargs` style the line."
         lrs, losses = self.lrs[skip_start:len(self.lrs) - skip_end], self.losses[skip_start:len(self.losses) - skip_end]
         if len(lrs) < 2: lrs, losses = self.lrs, self.losses
         fig, ax = self._fig()
-        ax.plot(lrs, losses); ax.set_xscale('log'); ax.set_xlabel('Learning Rate'); ax.set_ylabel('Loss')
+        ax.plot(lrs, losses, **kwargs); ax.set_xscale('log'); ax.set_xlabel('Learning Rate'); ax.set_ylabel('Loss')
         if suggestion:
             finite = np.isfinite(losses)
             if finite.sum() < 2: print('Failed to compute the gradients: not enough finite losses.')

@@ -50,3 +50,13 @@ def test_factory_keyword_typo(folder):
             .label_from_func(lambda o: o.stem[-1]).transform(size=16).databunch(bs=2))
     with pytest.raises(TypeError, match='self_atention'): unet_learner(data, 'resnet18', pretrained=False, self_atention=True)
 
+
+
+def test_recorder_plot_passes_its_keywords_on():
+    "`Recorder.plot(**kwargs)` styles the curve (v1 took them and did nothing with them); a typo is matplotlib's error."
+    import matplotlib; matplotlib.use('Agg')
+    learn = synth_learner()
+    learn.lr_find(num_it=12)
+    fig = learn.recorder.plot(skip_start=0, skip_end=0, return_fig=True, color='red')
+    assert fig.axes[0].lines[0].get_color() == 'red'
+    with pytest.raises(AttributeError, match='colour'): learn.recorder.plot(colour='red')
