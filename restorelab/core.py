@@ -28,6 +28,7 @@ defaults = SimpleNamespace(
     wd=1e-2,            # default (true) weight decay
     num_workers=0,      # DataLoader workers: 0 is fastest for training on a 2-core CPU
     silent=False,       # hide progress bars and epoch tables
+    max_image_pixels=89_478_485,   # larger images are refused unread (decompression bombs); Pillow's own default
 )
 
 def default_device() -> torch.device:

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
+from PIL import Image as PILImage
 
-from ..core import ifnone, listify, show_image, subplots, atomic_save, get_files
+from ..core import ifnone, listify, show_image, subplots, atomic_save, get_files, defaults
 from .external import restorelab_home
 from .core import ItemList, ItemBase, LabelList
 from .transforms import apply_tfms
 
 # %% auto #0
-__all__ = ['image_extensions', 'ImageItemList', 'ImageReadError', 'get_image_files', 'read_image_tensor', 'Image', 'open_image',
-           'ImageList', 'target_files', 'ImageImageList']
+__all__ = ['image_extensions', 'CONVERT_MODES', 'ImageItemList', 'ImageReadError', 'get_image_files', 'check_convert_mode',
+           'read_image_tensor', 'Image', 'open_image', 'ImageList', 'target_files', 'ImageImageList']
 
 # %% ../../nbs/06_data.vision.ipynb #bd7e4a41
 image_extensions = {'.bmp', '.gif', '.jpeg', '.jpg', '.png', '.ppm', '.pgm', '.tif', '.tiff', '.webp'}
@@ -52,25 +53,71 @@ def _tv_decode(data: bytes, mode: str) -> Tensor:
                                 category=DeprecationWarning)
         return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=getattr(ImageReadMode, mode))
 
+CONVERT_MODES = ('1', 'L', 'LA', 'P', 'RGB', 'RGBA', 'CMYK', 'YCbCr', 'I', 'F')   # Pillow modes an image converts to
+
+def check_convert_mode(convert_mode: str, where: str = 'convert_mode'):
+    "A `ValueError` naming the argument when `convert_mode` is not one of Pillow's image modes."
+    if convert_mode not in CONVERT_MODES:
+        raise ValueError(f'{where}={convert_mode!r} is not an image mode; use one of {", ".join(CONVERT_MODES)}')
+
+def _open_checked(data: bytes, fn: Path):
+    "Pillow's lazy `open` (the header only), refusing images over `defaults.max_image_pixels` before any decoding."
+    with warnings.catch_warnings():   # Pillow warns between its limit and twice it: ours decides, below
+        warnings.simplefilter('ignore', PILImage.DecompressionBombWarning)
+        try: im = PILImage.open(io.BytesIO(data))
+        except PILImage.DecompressionBombError as e: im, err = None, e
+        except Exception as e: raise ImageReadError(f'cannot decode image file {fn}: {type(e).__name__}: {e}') from e
+    w, h = (im.size if im is not None else (None, None))
+    if im is None or w * h > defaults.max_image_pixels:
+        size = f'{w}x{h} pixels' if im is not None else str(err).split(',')[0]
+        raise ImageReadError(f'image file {fn} is too large ({size}; the limit is defaults.max_image_pixels = '
+                             f'{defaults.max_image_pixels:,}, and PIL.Image.MAX_IMAGE_PIXELS beyond twice '
+                             f'{PILImage.MAX_IMAGE_PIXELS:,}): a decompression bomb, or raise the limits to read it')
+    return im
+
+def _labels_array(im, fn) -> np.ndarray:
+    "The class index of each pixel of a mask: grey values, palette indices or 0/1, never colours turned into grey."
+    if im.mode in ('L', 'P') or im.mode in _16BIT_GREY:
+        a = np.asarray(im)   # a palette image gives its indices, not its colours
+        return _to_8bit(torch.from_numpy(a.astype(np.int32)), fn, True).numpy() if a.dtype != np.uint8 else a
+    if im.mode == '1': return np.asarray(im).astype(np.uint8)
+    if im.mode in ('RGB', 'RGBA', 'LA'):
+        a = np.asarray(im)
+        if (a[..., :3 if im.mode != 'LA' else 1] == a[..., :1]).all(): return a[..., 0]   # grey stored as colour
+    raise ImageReadError(f'mask file {fn} is a {im.mode} image with distinct colours: a mask holds one class index per '
+                         'pixel (mode L, P or 16-bit grey); map its colours to class indices first')
+
+def _float_image(im, fn):
+    "A 32-bit float image (Pillow mode F) with values in [0, 1] as 8-bit grey; other ranges are refused."
+    a = np.asarray(im, dtype=np.float32)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0., 0.)
+    if not (np.isfinite(a).all() and lo >= 0 and hi <= 1):
+        raise ImageReadError(f'image file {fn} holds 32-bit float pixels in [{lo:g}, {hi:g}]: restorelab reads float '
+                             'images with values in [0, 1]; rescale it, or save it as 8- or 16-bit')
+    return PILImage.fromarray(np.round(a * 255).astype(np.uint8))
+
 def read_image_tensor(fn, convert_mode: str = 'RGB', labels: bool = False) -> Tensor:
-    "Decode the image file `fn` into a uint8 CHW tensor in Pillow's `convert_mode`; errors name the file."
-    # 16-bit files (torchvision decodes 16-bit PNGs as uint16) are scaled to 8 bits, unless they hold class `labels`
+    "Decode the image file `fn` into a uint8 CHW tensor in Pillow's `convert_mode` (`labels`: class indices); errors name the file."
+    check_convert_mode(convert_mode)
     fn = Path(fn)
     try: data = fn.read_bytes()
     except OSError as e: raise ImageReadError(f'cannot read image file {fn}: {e}') from e
     if not data: raise ImageReadError(f'cannot read image file {fn}: the file is empty')
-    if convert_mode in _TV_MODES and fn.suffix.lower() in {'.png', '.jpg', '.jpeg', '.webp', '.gif'}:
-        try:
-            img = _tv_decode(data, _TV_MODES[convert_mode])
-            return _to_8bit(img[0] if img.ndim == 4 else img, fn, labels)   # a GIF gives frames: keep the first
-        except RuntimeError: pass   # formats torchvision mis-reads fall through to Pillow, which gives the real error
-    from PIL import Image as PILImage
+    im = _open_checked(data, fn)   # the header first: its size is checked before anything is decoded
     try:
-        with PILImage.open(io.BytesIO(data)) as im:
-            # 16-bit grey (PNG, TIFF): Pillow's `convert` would clip every value above 255 to white
-            if im.mode in _16BIT_GREY:
-                im = PILImage.fromarray(_to_8bit(torch.from_numpy(np.asarray(im).astype(np.int32)), fn, labels).numpy())
-            arr = np.asarray(im.convert(convert_mode))
+        with im:
+            # torchvision's JPEG and WEBP decoders are the fast path (a damaged file is a RuntimeError there); its PNG
+            # decoder is not used: libpng crashes the whole process on a PNG whose image data is short
+            if im.format in ('JPEG', 'WEBP') and im.mode in ('L', 'RGB') and convert_mode in _TV_MODES and not labels:
+                try: return _tv_decode(data, _TV_MODES[convert_mode])
+                except RuntimeError: pass   # Pillow, below, says what is wrong with the file
+            if labels: arr = _labels_array(im, fn)
+            else:
+                # 16-bit grey (PNG, TIFF): Pillow's `convert` would clip every value above 255 to white
+                if im.mode in _16BIT_GREY:
+                    im = PILImage.fromarray(_to_8bit(torch.from_numpy(np.asarray(im).astype(np.int32)), fn).numpy())
+                elif im.mode == 'F': im = _float_image(im, fn)
+                arr = np.asarray(im.convert(convert_mode))
     except ImageReadError: raise
     except Exception as e:
         raise ImageReadError(f'cannot decode image file {fn}: {type(e).__name__}: {e}') from e
@@ -111,7 +158,6 @@ class Image(ItemBase):
 
     def save(self, fn, **kwargs):
         "Save to `fn` (format from the extension; `kwargs` go to Pillow, e.g. `quality=60`)."
-        from PIL import Image as PILImage
         arr = self.to_uint8().permute(1, 2, 0).numpy()
         PILImage.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(fn, **kwargs)
 
@@ -130,15 +176,16 @@ def open_image(fn, div: bool = True, convert_mode: str = 'RGB', cls=Image, after
 def _cache_dir() -> Path:
     return restorelab_home() / 'cache'
 
-_CACHE_VERSION = 2   # bump when decoding changes (2: 16-bit files scaled to 8 bits), so no stale tensor is reused
+_CACHE_VERSION = 3   # bump when decoding changes (2: 16-bit files scaled; 3: mask indices, float images), so no stale tensor is reused
 
 def _files_key(items, convert_mode, labels: bool = False) -> str:
-    "A hash of the decoding settings and the file paths, sizes and mtimes: any changed file gives a new key."
-    h = hashlib.sha1(f'{convert_mode}\0{labels}\0{_CACHE_VERSION}'.encode())
+    "A hash of the decoding settings and of every file's path and bytes: a replaced file gives a new key, whatever its size and time stamp."
+    h = hashlib.blake2b(f'{convert_mode}\0{labels}\0{_CACHE_VERSION}'.encode(), digest_size=16)
     for o in items:
-        st = Path(o).stat()
-        h.update(f'{o}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
-    return h.hexdigest()[:20]
+        h.update(f'{o}\0'.encode())
+        try: h.update(Path(o).read_bytes())   # (cheap next to decoding: the bytes are read again from the OS's cache)
+        except OSError as e: raise ImageReadError(f'cannot read image file {o}: {e}') from e
+    return h.hexdigest()
 
 class ImageList(ItemList):
     "A list of image files; `il[i]` is an `Image`."
@@ -148,6 +195,7 @@ class ImageList(ItemList):
     preload_max_bytes = 2 ** 30       # ... as long as the whole list fits in this many bytes
 
     def __init__(self, items, path='.', convert_mode='RGB', after_open=None, preload='auto'):
+        check_convert_mode(convert_mode)
         super().__init__(items, path=path)
         self.convert_mode, self.after_open, self.preload = convert_mode, after_open, preload
         self._cache = None
@@ -202,8 +250,11 @@ class ImageList(ItemList):
         key = _files_key(self.items, self.convert_mode, self.pixel_labels)
         cache_file = _cache_dir() / f'images-{key}.pt'
         if cache_file.exists():
-            t = torch.load(cache_file, weights_only=True)
-            if t.shape[0] == len(self): return t
+            try: t = torch.load(cache_file, weights_only=True)
+            except Exception as e: t = f'is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})'
+            if isinstance(t, Tensor) and t.dtype == torch.uint8 and tuple(t.shape) == (len(self), *shape): return t
+            if isinstance(t, Tensor): t = f'does not hold these {len(self)} images of shape {tuple(shape)}'
+            warnings.warn(f'the image cache {cache_file} {t}: rebuilding it')
         out = torch.empty((len(self), *shape), dtype=torch.uint8)
         for i, o in enumerate(self.items):
             t = read_image_tensor(o, self.convert_mode, self.pixel_labels)
