@@ -67,8 +67,17 @@ def run_demo(out='restorelab_demo', epochs: int = None, sample: bool = False, bs
     return res
 
 # %% ../nbs/90_cli.ipynb #e24aa8ec
-_SAVE_FORMATS = {'.jpg': 'JPEG', '.jpeg': 'JPEG', '.png': 'PNG', '.bmp': 'BMP', '.tif': 'TIFF', '.tiff': 'TIFF',
-                 '.webp': 'WEBP'}   # Pillow's format for each output suffix (an unknown one is written as PNG)
+def _save_format(suffix: str):
+    "The format Pillow writes for a file name's `suffix` ('.gif' -> 'GIF'), or None when it writes none."
+    fmt = PILImage.registered_extensions().get(suffix.lower())
+    return fmt if fmt in PILImage.SAVE else None
+
+_GREY_SUFFIXES = {'.pgm'}   # formats that only hold grey: a colour output is written as grey there
+
+def _icc_matches(profile: bytes, mode: str) -> bool:
+    "Whether an ICC `profile` describes images of Pillow `mode` (its header's colour space: 'RGB ', 'GRAY', 'CMYK' ...)."
+    space = profile[16:20] if len(profile) >= 20 else b''
+    return space == {'L': b'GRAY', 'RGB': b'RGB ', 'RGBA': b'RGB '}.get(mode)
 
 def _is_within(a: Path, b: Path) -> bool:
     "Whether folder `a` is `b` or inside it."
@@ -87,7 +96,7 @@ def _display_info(fn) -> tuple:
         if orientation != 1:
             exif = PILImage.Exif(); exif[_ORIENTATION] = orientation
             info['exif'] = exif.tobytes()
-        if im.info.get('icc_profile'): info['icc_profile'] = im.info['icc_profile']
+        if im.info.get('icc_profile'): info['icc_profile'] = im.info['icc_profile']   # kept if it fits the output (below)
         has_alpha = 'A' in im.getbands() or 'transparency' in im.info
         return info, (im.convert('RGBA').getchannel('A') if has_alpha else None)
 
@@ -96,11 +105,20 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
     "Restore the images under `in_dir` into `out_dir` with the learner exported to `model_file`; a summary dict."
     in_dir, out_dir, model_file = Path(in_dir), Path(out_dir), Path(model_file)
     if not in_dir.is_dir(): raise FileNotFoundError(f'restore: input folder {in_dir} does not exist')
+    if out_dir.exists() and not out_dir.is_dir(): raise NotADirectoryError(f'restore: the output {out_dir} is a file, not a folder')
     if _is_within(out_dir, in_dir):
         raise ValueError(f'restore: the output folder {out_dir} is (inside) the input folder {in_dir}: choose another, '
                          'inputs are never overwritten')
-    learn = load_learner(model_file.parent, model_file.name, device=device)
     files = get_image_files(in_dir, recurse=True)
+    # every output's real path (symlinked folders followed), before anything is written: none may land on an input,
+    # as it would through a link in OUT_DIR into IN_DIR, or with OUT_DIR a parent of IN_DIR
+    real_in = in_dir.resolve()
+    clash = [out_dir/fn.relative_to(in_dir) for fn in files
+             if real_in in (out_dir/fn.relative_to(in_dir)).resolve().parents]
+    if clash:
+        raise ValueError(f'restore: {len(clash)} output(s) would be written into the input folder {in_dir} (through a '
+                         f'symlink or a nested folder), e.g. {clash[0]} -> {clash[0].resolve()}: nothing was written')
+    learn = load_learner(model_file.parent, model_file.name, device=device)
     done, skipped, failed = [], [], []
     it = files
     if show_progress:
@@ -111,15 +129,19 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
         if dest.exists() and not overwrite: skipped.append(dest); continue
         try: img, (info, alpha) = open_image(fn), _display_info(fn)
         except (ImageReadError, OSError) as e: failed.append((fn, str(e))); continue
+        fmt = _save_format(fn.suffix)
+        if fmt is None: failed.append((fn, f'no image format is written under the suffix {fn.suffix!r}')); continue
         pred = learn.predict(img, tile=tile, overlap=overlap)[0]
-        fmt = _SAVE_FORMATS.get(fn.suffix.lower(), 'PNG')
         if fmt in ('JPEG', 'WEBP'): info['quality'] = quality
         # the pixels keep the input's stored orientation; its EXIF orientation and colour profile make viewers show
         # the output as they show the input (BMP has neither: Pillow ignores them); the model restores the colours,
         # the input's transparency (alpha) goes on unchanged
         arr = pred.to_uint8().permute(1, 2, 0).numpy()
         out = PILImage.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)   # a grey model's output: mode L
+        if fn.suffix.lower() in _GREY_SUFFIXES: out = out.convert('L')
         if alpha is not None and fmt in _ALPHA_FORMATS: out.putalpha(alpha)
+        # the input's colour profile only describes the output when their colour spaces agree (not CMYK onto RGB)
+        if 'icc_profile' in info and not _icc_matches(info['icc_profile'], out.mode): del info['icc_profile']
         with atomic_write(dest) as f: out.save(f, format=fmt, **info)
         done.append(dest)
     if failed:
@@ -128,22 +150,39 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
     return dict(restored=done, skipped=skipped, failed=failed)
 
 # %% ../nbs/90_cli.ipynb #223b2e15
+def _positive(kind):
+    "An argparse type: a `kind` number above 0, or a clear usage error."
+    def parse(text):
+        try: value = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+        if not value > 0: raise argparse.ArgumentTypeError(f'{text} is not above 0')   # (NaN is not above 0 either)
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+def _non_negative_int(text):
+    "An argparse type: an int of 0 or more."
+    try: value = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
+    if value < 0: raise argparse.ArgumentTypeError(f'{text} is below 0')
+    return value
+
 def main(argv=None):
     "Entry point of the `restorelab` command."
     parser = argparse.ArgumentParser(prog='restorelab', description='restorelab: deep learning lessons in the fastai tradition')
     sub = parser.add_subparsers(dest='command', required=True)
     demo = sub.add_parser('demo', help="train lesson 7's ResNet-ish on MNIST and write a results figure")
     demo.add_argument('--out', default='restorelab_demo', help='folder for results.png, losses.png, metrics.json')
-    demo.add_argument('--epochs', type=int, default=None, help='epochs (default: 1 on full MNIST, 8 on the sample)')
+    demo.add_argument('--epochs', type=_positive(int), default=None, help='epochs (default: 1 on full MNIST, 8 on the sample)')
     demo.add_argument('--sample', action='store_true', help='use the small MNIST sample even if the full set is there')
-    demo.add_argument('--bs', type=int, default=128)
-    demo.add_argument('--lr', type=float, default=0.05)
+    demo.add_argument('--bs', type=_positive(int), default=128)
+    demo.add_argument('--lr', type=_positive(float), default=0.05)
     rest = sub.add_parser('restore', help='restore a folder of images with a model written by learn.export()')
     rest.add_argument('in_dir', help='folder of images to restore (searched recursively; never written to)')
     rest.add_argument('out_dir', help='where the restored images go, with the same relative names')
     rest.add_argument('--model', required=True, help='the file learn.export() wrote')
-    rest.add_argument('--tile', type=int, default=512, help='tile size in pixels (memory use grows with its square)')
-    rest.add_argument('--overlap', type=int, default=64, help='overlap between tiles in pixels')
+    rest.add_argument('--tile', type=_positive(int), default=512, help='tile size in pixels (memory use grows with its square)')
+    rest.add_argument('--overlap', type=_non_negative_int, default=64, help='overlap between tiles in pixels')
     rest.add_argument('--overwrite', action='store_true', help='redo images whose output already exists')
     rest.add_argument('--device', default=None, help="e.g. 'cpu' or 'cuda' (default: the GPU when there is one)")
     args = parser.parse_args(argv)
@@ -153,7 +192,7 @@ def main(argv=None):
     if args.command == 'restore':
         try: res = restore_folder(args.in_dir, args.out_dir, args.model, tile=args.tile, overlap=args.overlap,
                                   overwrite=args.overwrite, device=args.device)
-        except (FileNotFoundError, ValueError, RuntimeError) as e:
+        except (OSError, ValueError, RuntimeError, TypeError) as e:   # unreadable model, full or read-only disk ...
             print(f'restorelab restore: {e}', file=sys.stderr); return 2
         print(f"restored {len(res['restored'])}, kept {len(res['skipped'])} existing, "
               f"{len(res['failed'])} unreadable -> {args.out_dir}")

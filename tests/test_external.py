@@ -242,14 +242,14 @@ def test_extract_formats(tmp_path, mode):
 
 def test_extract_replaces_and_merges(tmp_path):
     arc = make_tar(tmp_path/'a.tgz', TINY_MEMBERS)
-    dest = tmp_path/'ds'; dest.mkdir(); (dest/'stale.txt').write_text('old')
-    extract_archive(arc, dest, strip_top=True)                   # strip_top: dest is replaced whole
-    assert sorted(p.name for p in dest.iterdir()) == ['train', 'valid']
+    dest = tmp_path/'ds'; dest.mkdir(); (dest/'mine.txt').write_text('old')
+    with pytest.warns(UserWarning, match='mine.txt'): extract_archive(arc, dest, strip_top=True)   # dest replaced ...
+    assert sorted(p.name for p in dest.iterdir()) == ['mine.txt', 'train', 'valid']                # ... its own file kept
     parent = tmp_path/'parent'; parent.mkdir(); (parent/'keep.txt').write_text('keep')
-    (parent/'tiny').mkdir(); (parent/'tiny'/'stale.txt').write_text('old')
-    extract_archive(arc, parent)                                 # like tar -C: siblings kept, same name replaced
+    (parent/'tiny').mkdir(); (parent/'tiny'/'mine.txt').write_text('old')
+    with pytest.warns(UserWarning, match='tiny/mine.txt'): extract_archive(arc, parent)   # like tar -C, same name replaced
     assert sorted(p.name for p in parent.iterdir()) == ['keep.txt', 'tiny']
-    assert sorted(p.name for p in (parent/'tiny').iterdir()) == ['train', 'valid']
+    assert sorted(p.name for p in (parent/'tiny').iterdir()) == ['mine.txt', 'train', 'valid']
     assert leftovers(tmp_path) == [] and leftovers(parent) == []
 
 
@@ -346,7 +346,7 @@ def test_untar_download(home, server, monkeypatch):
     path = untar_data(url, sha256=digest)
     assert path == data_path()/'tiny' and sorted(p.name for p in path.iterdir()) == ['train', 'valid']
     assert (archive_path()/'tiny.tgz').is_file() and server.requests == ['/tiny.tgz']
-    assert (data_path()/'.tiny.complete').read_text().split() == [digest, 'tiny.tgz']
+    assert (data_path()/'.tiny.complete').read_text().splitlines() == [f'{digest}  tiny.tgz', 'train/a.txt', 'valid/b.txt']
     # the second call trusts the marker: no request, no hashing, no extraction
     monkeypatch.setattr(ext, 'file_sha256', lambda *a, **k: pytest.fail('hashed again'))
     monkeypatch.setattr(ext, 'extract_archive', lambda *a, **k: pytest.fail('extracted again'))
@@ -361,6 +361,24 @@ def test_untar_force_download_refetches(home, server):
     assert len(server.requests) == 1
     assert sorted(p.name for p in untar_data(url, force_download=True).iterdir()) == ['new.txt']
     assert len(server.requests) == 2 and path == data_path()/'tiny'
+
+
+def test_untar_force_download_keeps_the_users_files(home, server):
+    "A refresh replaces the dataset's files, and never deletes what the user saved there (learn.path/models ...)."
+    url, _ = _tiny_url(server)
+    path = untar_data(url)
+    (path/'models').mkdir(); (path/'models'/'stage-1.pth').write_bytes(b'weights')
+    (path/'train'/'notes.txt').write_text('mine')
+    make_tar(server.root/'tiny.tgz', [('tiny/new.txt', b'new')])
+    with pytest.warns(UserWarning, match='2 file.*kept'): untar_data(url, force_download=True)
+    assert (path/'models'/'stage-1.pth').read_bytes() == b'weights' and (path/'train'/'notes.txt').read_text() == 'mine'
+    assert not (path/'train'/'a.txt').exists() and (path/'new.txt').is_file()   # the old dataset's own file went
+
+
+def test_tar_with_a_file_and_a_folder_of_one_name_is_refused(tmp_path):
+    arc = make_tar(tmp_path/'a.tgz', [('tiny/x', b'a file'), ('tiny/x/y.txt', b'under it')])
+    with pytest.raises(UnsafeArchiveError, match="'tiny/x/y.txt' lies under 'tiny/x'"): extract_archive(arc, tmp_path/'out')
+    assert not (tmp_path/'out').exists()
 
 
 def test_untar_checksum_mismatch_leaves_nothing(home, server):

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/01_data.external.ipynb #f2777499
 from __future__ import annotations
-import contextlib, hashlib, os, re, shutil, tarfile, tempfile, zipfile
+import contextlib, hashlib, os, re, shutil, tarfile, tempfile, warnings, zipfile
 import urllib.error, urllib.parse, urllib.request
 from pathlib import Path, PurePosixPath
 
@@ -212,6 +212,13 @@ def _check_tar(tar: tarfile.TarFile, archive) -> list:
     members = tar.getmembers()
     parts_of = {id(m): _member_parts(m.name, archive, 'member') for m in members}
     symlinks = {parts_of[id(m)] for m in members if m.issym()}
+    files = {parts_of[id(m)]: m.name for m in members if not (m.isdir() or m.issym())}   # (symlinks: below)
+    for m in members:
+        parts = parts_of[id(m)]
+        under = next((files[parts[:i]] for i in range(1, len(parts)) if parts[:i] in files), None)
+        if under is not None:
+            raise UnsafeArchiveError(f"archive {archive}: member {m.name!r} lies under {under!r}, which the archive "
+                                     "also holds as a file; nothing was extracted")
     for m in members:
         parts, name = parts_of[id(m)], m.name
         if any(parts[:i] in symlinks for i in range(1, len(parts))):
@@ -234,8 +241,27 @@ def _check_zip(zf: zipfile.ZipFile, archive):
     for info in zf.infolist(): _member_parts(info.filename, archive, 'member')
 
 # %% ../../nbs/01_data.external.ipynb #c707b36b
-def _replace(src: Path, dest: Path):
-    "Rename `src` (file or folder) to `dest`, replacing whatever `dest` was."
+def _user_files(old: Path, new: Path, known=frozenset()) -> list:
+    "Files under the folder `old` that are neither under `new` nor `known` (an earlier extraction's): the user's own."
+    if not (old.is_dir() and not old.is_symlink() and new.is_dir()): return []
+    kept = []
+    for dirpath, dirnames, filenames in os.walk(old):
+        rel_dir = Path(dirpath).relative_to(old)
+        for name in filenames + [d for d in dirnames if (Path(dirpath)/d).is_symlink()]:
+            rel = rel_dir/name
+            if not os.path.lexists(new/rel) and rel.as_posix() not in known: kept.append(rel)
+    blocked = [r for r in kept if any((new/p).exists() and not (new/p).is_dir() for p in list(r.parents)[:-1])]
+    if blocked:
+        raise FileExistsError(f'cannot keep {len(blocked)} file(s) of yours under {old}: the archive has a file where '
+                              f'their folder is ({", ".join(map(str, blocked[:5]))}); move them, then retry')
+    return kept
+
+def _replace(src: Path, dest: Path, known=frozenset()) -> list:
+    "Rename `src` (file or folder) to `dest`, replacing what `dest` was but keeping the user's files in it; those, relative."
+    kept = _user_files(dest, src, known)
+    for rel in kept:   # moved into the new tree before the swap: nothing of the user's is ever deleted
+        (src/rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(dest/rel, src/rel)
     if dest.exists() or dest.is_symlink():
         # move the old one aside first: a folder can't be renamed over a non-empty folder
         holder = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.old'))
@@ -243,9 +269,10 @@ def _replace(src: Path, dest: Path):
         os.replace(src, dest)
         shutil.rmtree(holder)
     else: os.replace(src, dest)
+    return kept
 
-def extract_archive(archive, dest, strip_top: bool = False) -> Path:
-    "Safely extract the tar (plain, gz, bz2, xz) or zip file `archive` into the folder `dest`; returns `dest`."
+def extract_archive(archive, dest, strip_top: bool = False, known=frozenset()) -> Path:
+    "Safely extract the tar, gz, bz2, xz or zip file `archive` into the folder `dest`, keeping files of the user's there; returns `dest`."
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file(): raise FileNotFoundError(f"archive {archive} does not exist")
     with contextlib.ExitStack() as stack:
@@ -272,12 +299,16 @@ def extract_archive(archive, dest, strip_top: bool = False) -> Path:
             if strip_top:
                 # like fastai: an archive holding a single folder gives that folder, which replaces `dest`
                 single = len(top) == 1 and top[0].is_dir() and not top[0].is_symlink()
-                _replace(top[0] if single else tmp, dest)
-            elif not dest.exists(): os.replace(tmp, dest)
+                kept = _replace(top[0] if single else tmp, dest, known)
+            elif not dest.exists(): os.replace(tmp, dest); kept = []
             else:
                 # `tar -C dest`: each top-level entry lands in one rename; the rest of `dest` is kept
-                for entry in top: _replace(entry, dest/entry.name)
+                kept = [Path(entry.name)/rel for entry in top for rel in _replace(entry, dest/entry.name)]
         finally: shutil.rmtree(tmp, ignore_errors=True)
+    if kept:
+        listing = ', '.join(map(str, kept[:10])) + (' ...' if len(kept) > 10 else '')
+        warnings.warn(f'{dest} was replaced by the contents of {archive.name}; {len(kept)} file(s) that are not in '
+                      f'the archive were kept: {listing}')
     return dest
 
 # %% ../../nbs/01_data.external.ipynb #b58803c4
@@ -285,11 +316,22 @@ def _marker(dest: Path) -> Path:
     "The completion marker of the extracted folder `dest`: a hidden file beside it."
     return dest.parent/f'.{dest.name}.complete'
 
+def _extracted_files(dest: Path) -> frozenset:
+    "The files (relative, posix) the marker of `dest` lists as extracted from the archive; empty for an old marker."
+    try: lines = _marker(dest).read_text().splitlines()
+    except OSError: return frozenset()
+    return frozenset(lines[1:])
+
+def _write_marker(dest: Path, digest: str, archive: Path):
+    "The archive's hash and name, then every file extracted (what a later forced refresh may replace)."
+    files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob('*') if not p.is_dir() or p.is_symlink())
+    with atomic_write(_marker(dest), 'w') as f: f.write('\n'.join([f'{digest}  {archive.name}', *files]) + '\n')
+
 def _is_complete(dest: Path, url: DatasetURL, sha256) -> bool:
     "Whether `dest` was fully extracted (marker present) from an acceptable archive; reads the marker, hashes nothing."
     marker = _marker(dest)
     if not (dest.is_dir() and marker.is_file()): return False
-    recorded = marker.read_text().split()
+    recorded = marker.read_text().split('\n', 1)[0].split()   # the first line: hash and archive name
     return sha256 is None or (len(recorded) > 0 and recorded[0] in {sha256, *url.offline.values()})
 
 def _verify(path: Path, url: DatasetURL, sha256, own_cache: bool) -> str:
@@ -337,6 +379,7 @@ def untar_data(url, sha256: str | None = None, force_download: bool = False, sho
     url = url if isinstance(url, DatasetURL) else DatasetURL(url, sha256=sha256)
     dest = data_path()/url.folder
     if not force_download and _is_complete(dest, url, sha256): return dest
+    known = _extracted_files(dest)   # the dataset's own files: a refresh replaces them, and keeps any other
     if force_download:
         _marker(dest).unlink(missing_ok=True)
         # only our own cache is dropped: offline folders and local sources are never touched
@@ -347,6 +390,6 @@ def untar_data(url, sha256: str | None = None, force_download: bool = False, sho
                                     show_progress=show_progress)
         except OSError as e: raise DatasetUnavailableError(url, e) from e
         digest = file_sha256(archive)
-    extract_archive(archive, dest, strip_top=True)
-    with atomic_write(_marker(dest), 'w') as f: f.write(f'{digest}  {archive.name}\n')
+    extract_archive(archive, dest, strip_top=True, known=known)
+    _write_marker(dest, digest, archive)
     return dest
