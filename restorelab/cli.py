@@ -86,7 +86,7 @@ def _is_within(a: Path, b: Path) -> bool:
 
 _ORIENTATION = 0x0112   # the EXIF tag that tells viewers how to rotate/mirror the stored pixels
 
-_ALPHA_FORMATS = {'PNG', 'TIFF', 'WEBP'}   # output formats that can hold an alpha channel
+_ALPHA_FORMATS = {'PNG', 'TIFF', 'WEBP', 'GIF'}   # output formats that can hold transparency (GIF: on or off)
 
 def _display_info(fn) -> tuple:
     "What changes how `fn`'s pixels are shown: Pillow save arguments (EXIF orientation, ICC profile), and its alpha."
