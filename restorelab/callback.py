@@ -58,8 +58,11 @@ class TerminateOnNaN(Callback):
     def after_loss(self, learn):
         if learn.training and not torch.isfinite(learn.loss.detach()).all():
             learn.nan_stop = (learn.epoch, learn.iter)
+            finite = all(torch.isfinite(p).all() for p in learn.model.parameters())
+            weights = ('the weights are those after the last finite step' if finite else
+                       'the weights already hold NaN or infinite values (load a saved model before training on)')
             warnings.warn(f'training stopped: the loss is {learn.loss.item()} at epoch {learn.epoch}, batch {learn.iter}; '
-                          'the weights are those after the last finite step and no model was saved', RuntimeWarning)
+                          f'{weights}, and no model was saved', RuntimeWarning)
             raise CancelFitException()
 
 class SaveModelCallback(Callback):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #55157837
 from __future__ import annotations
-import os, random, tempfile, contextlib, sys, pickle, multiprocessing
+import os, glob, random, tempfile, contextlib, sys, pickle, multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,9 +16,9 @@ from torch import nn, Tensor
 
 # %% auto #0
 __all__ = ['defaults', 'NORM_TYPES', 'default_device', 'cpu_has_native_bf16', 'has_native_bf16', 'ifnone', 'is_listy', 'listify',
-           'range_of', 'num_cpus', 'to_device', 'to_cpu', 'to_detach', 'unwrap_model', 'clean_state_dict', 'set_seed',
-           'atomic_write', 'atomic_save', 'subplots', 'image_to_numpy', 'show_image', 'plot_multi', 'get_files',
-           'progress_visible', 'ParallelError', 'parallel']
+           'range_of', 'num_cpus', 'to_device', 'to_cpu', 'to_detach', 'unwrap_model', 'non_finite', 'clean_state_dict',
+           'set_seed', 'atomic_write', 'atomic_save', 'subplots', 'image_to_numpy', 'show_image', 'plot_multi',
+           'get_files', 'progress_visible', 'ParallelError', 'parallel']
 
 # %% ../nbs/00_core.ipynb #3cbfaf97
 defaults = SimpleNamespace(
@@ -106,6 +106,10 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         elif hasattr(model, '_orig_mod'): model = model._orig_mod
         else: return model
 
+def non_finite(sd: dict) -> list:
+    "The keys of the floating-point tensors of `sd` that hold a NaN or an infinity."
+    return [k for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+
 def clean_state_dict(sd: dict) -> dict:
     "Drop the `module.` (DataParallel) and `_orig_mod.` (torch.compile) prefixes from state-dict keys."
     out = {}
@@ -121,12 +125,24 @@ def set_seed(seed: int, deterministic: bool = False):
     if deterministic: torch.use_deterministic_algorithms(True)
 
 # %% ../nbs/00_core.ipynb #a850a543
+def _remove_stale_temps(path: Path):
+    "Delete the temp files that `atomic_write` left beside `path` in processes that no longer run (a kill -9 mid-save)."
+    for tmp in path.parent.glob(f'.{glob.escape(path.name)}.*-*.tmp'):
+        pid = tmp.name[len(path.name) + 2:].split('-', 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid(): continue
+        try: os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError): tmp.unlink()
+        except OSError: pass   # alive, as another user: leave it
+
 @contextlib.contextmanager
 def atomic_write(path, mode='wb'):
     "Context manager giving a file object; `path` is replaced only if the block finishes without error."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    _remove_stale_temps(path)
+    # the writer's pid in the name: a later write can tell the temp file of a killed process from one being written
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{os.getpid()}-', suffix='.tmp')
     umask = os.umask(0); os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600 files; the result should get the usual permissions
     try:

@@ -4,20 +4,22 @@
 
 # %% ../nbs/17_export.ipynb #6b78e36f
 from __future__ import annotations
-import importlib, warnings
+import warnings
 from pathlib import Path
 
 import torch
 
-from .core import atomic_save, default_device, ifnone, unwrap_model
+from .core import atomic_save, default_device, ifnone, unwrap_model, non_finite
 from .losses import CrossEntropyFlat, BCEWithLogitsFlat, BCEFlat, MSELossFlat, L1LossFlat
-from .data.core import LabelList
+from .data.core import LabelList, CategoryList, FloatList, TensorList, EmptyLabelList
+from .data.vision import ImageList, ImageImageList
+from .data.segmentation import SegmentationItemList, SegmentationLabelList
 from .data.bunch import DataBunch, DeviceDataLoader, make_loader
 from .data.transforms import TFM_ARGS
 
 # %% auto #0
-__all__ = ['FORMAT', 'VERSION', 'plain', 'class_name', 'class_from_name', 'data_spec', 'loss_spec', 'loss_from_spec',
-           'export_learner', 'read_export', 'empty_databunch']
+__all__ = ['FORMAT', 'VERSION', 'EXPORTABLE_LISTS', 'plain', 'class_name', 'class_from_name', 'data_spec', 'loss_spec',
+           'loss_from_spec', 'export_learner', 'read_export', 'empty_databunch']
 
 # %% ../nbs/17_export.ipynb #6311c747
 FORMAT = 'restorelab-export'
@@ -36,22 +38,25 @@ def plain(obj, where: str = 'value'):
     raise TypeError(f'export: {where} is a {type(obj).__name__} ({obj!r:.60}), which cannot be stored as plain data')
 
 # %% ../nbs/17_export.ipynb #955b6760
-def class_name(cls) -> str:
-    "`module:QualName` of a restorelab class; a `TypeError` for a class defined elsewhere."
-    mod = cls.__module__
-    if not (mod == 'restorelab' or mod.startswith('restorelab.')):
-        raise TypeError(f'export: {cls.__module__}.{cls.__qualname__} is not a restorelab class; only restorelab '
-                        'item lists can be exported')
-    return f'{mod}:{cls.__qualname__}'
+# the item lists an export file may name, by exact name: a file naming anything else (a tampered one naming some
+# callable of the package, say) is refused before anything is looked up
+EXPORTABLE_LISTS = {f'{c.__module__}:{c.__qualname__}': c for c in (
+    ImageList, ImageImageList, SegmentationItemList, SegmentationLabelList, CategoryList, FloatList, TensorList,
+    EmptyLabelList)}
 
-def class_from_name(name: str):
-    "The restorelab class that `class_name` named."
-    mod, _, qual = name.partition(':')
-    if not (mod == 'restorelab' or mod.startswith('restorelab.')) or not qual:
-        raise ValueError(f'load_learner: {name!r} does not name a restorelab class')
-    obj = importlib.import_module(mod)
-    for part in qual.split('.'): obj = getattr(obj, part)
-    return obj
+def class_name(cls) -> str:
+    "`module:QualName` of an exportable item list class; a `TypeError` for any other."
+    name = f'{cls.__module__}:{cls.__qualname__}'
+    if EXPORTABLE_LISTS.get(name) is not cls:
+        raise TypeError(f'export: {cls.__module__}.{cls.__qualname__} is not one of the item lists an export can hold '
+                        f'({", ".join(n.split(":")[1] for n in EXPORTABLE_LISTS)})')
+    return name
+
+def class_from_name(name) -> type:
+    "The item list class that `class_name` named; a `ValueError` for any other name."
+    if not isinstance(name, str) or name not in EXPORTABLE_LISTS:
+        raise ValueError(f'load_learner: {name!r} is not one of the item lists an export can name')
+    return EXPORTABLE_LISTS[name]
 
 # %% ../nbs/17_export.ipynb #89f44872
 def _list_settings(il, where: str) -> dict:
@@ -94,6 +99,10 @@ def export_learner(learn, fname) -> Path:
         raise ValueError('export: this model was not built by unet_learner or cnn_learner, so there is no recipe to '
                          'rebuild it; save its weights with learn.save() and build it yourself')
     state = {k: v.detach().cpu() for k, v in unwrap_model(learn.model).state_dict().items()}
+    bad = non_finite(state)
+    if bad:   # a model that predicts NaN everywhere: `restore` would write black images with it
+        raise RuntimeError(f'export: refusing to write {fname}: the model holds non-finite values in {bad[:5]}'
+                           f'{" ..." if len(bad) > 5 else ""}')
     obj = dict(format=FORMAT, version=VERSION, model=plain(spec, 'model_spec'), state_dict=state,
                data=data_spec(learn.data), loss=loss_spec(learn.loss_func))
     return atomic_save(obj, Path(fname))
@@ -120,5 +129,12 @@ def empty_databunch(spec: dict, path='.', device=None) -> DataBunch:
     data = DataBunch(dls[0], dls[1], path=path, device=device)
     if spec.get('c') is not None: data.c = spec['c']
     norm = spec.get('norm')
-    if norm is not None: data.normalize((norm['mean'], norm['std']), do_x=norm['do_x'], do_y=norm['do_y'])
+    if norm is not None:
+        mean, std = norm.get('mean'), norm.get('std')
+        channels = getattr(x, 'c', None) if getattr(x, 'is_image', False) else None
+        if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) and mean
+                and all(isinstance(v, (int, float)) for v in mean + std) and channels in (None, len(mean), 1)):
+            raise ValueError(f'the normalisation statistics (mean {mean!r}, std {std!r}) do not fit '
+                             f'{channels or "the"} input channels')
+        data.normalize((mean, std), do_x=bool(norm.get('do_x')), do_y=bool(norm.get('do_y')))
     return data

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .core import (ifnone, listify, defaults, atomic_save, cpu_has_native_bf16, default_device,
-                             unwrap_model, clean_state_dict, NORM_TYPES)
+                             unwrap_model, clean_state_dict, non_finite, NORM_TYPES)
 from .callback import (Callback, CancelBatchException, CancelEpochException, CancelFitException,
                                  TerminateOnNaN, run_event)
 from .schedule import lr_range, OneCycleScheduler, LRFinder
@@ -28,6 +28,19 @@ from .export import export_learner
 __all__ = ['Learner']
 
 # %% ../nbs/19_learner.ipynb #1172c00b
+def _check_wd(wd):
+    if not (isinstance(wd, (int, float, np.number)) and np.isfinite(wd) and wd >= 0):
+        raise ValueError(f'weight decay wd={wd!r}: it must be a finite number, 0 or more')
+
+def _check_batchnorm_batches(learn):
+    "BatchNorm cannot train on a batch of one item (torch's error says 'Expected more than 1 value per channel')."
+    dl = learn.data.train_dl
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in learn.model.modules()): return
+    n, bs = len(dl.dataset), dl.batch_size
+    if bs == 1 or n == 1 or (not getattr(dl.dl, 'drop_last', False) and n % bs == 1):
+        raise ValueError(f'the training set ({n} items, batches of {bs}) gives a batch of one item, on which the '
+                         "model's BatchNorm layers cannot train: use a batch size of 2 or more and 2 or more items")
+
 def _make_callback(fn, learn) -> Callback:
     "Instantiate a `callback_fns` entry: Callback classes (or partials of them) take no learner; other callables get it."
     target = fn.func if isinstance(fn, partial) else fn
@@ -61,11 +74,15 @@ class Learner(Inference):
 
     # ---------------------------------------------------------------- optimizer and layer groups
     def lr_range(self, lr) -> np.ndarray:
-        "One learning rate per layer group from a number or a `slice`."
-        return lr_range(lr, len(self.layer_groups))
+        "One learning rate per layer group from a number or a `slice`; each must be finite and above 0."
+        lrs = lr_range(lr, len(self.layer_groups))
+        if not (np.isfinite(lrs).all() and (lrs > 0).all()):
+            raise ValueError(f'learning rate {lr!r}: every learning rate must be a finite number above 0, got {lrs.tolist()}')
+        return lrs
 
     def create_opt(self, lr, wd=None):
         "Create the optimizer for the layer groups with learning rates `lr` (one per group)."
+        _check_wd(ifnone(wd, self.wd))
         self.opt = OptimWrapper(self.opt_func, self.layer_groups, lr, wd=ifnone(wd, self.wd), true_wd=self.true_wd,
                                 bn_wd=self.bn_wd)
         return self.opt
@@ -204,6 +221,10 @@ class Learner(Inference):
 
     def fit(self, epochs: int, lr=None, wd=None, callbacks=None):
         "Train for `epochs` epochs at learning rate `lr` (a number, or a `slice` over the layer groups)."
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise ValueError(f'fit: epochs must be a whole number of at least 1, got {epochs!r}')
+        _check_wd(ifnone(wd, self.wd))
+        _check_batchnorm_batches(self)
         lrs = self.lr_range(ifnone(lr, defaults.lr))
         if self.opt is None: self.create_opt(lrs, wd)
         else: self.opt.set_lrs(lrs); self.opt.set_wd(ifnone(wd, self.wd))
@@ -264,12 +285,15 @@ class Learner(Inference):
     def save(self, name, with_opt: bool = True, return_path: bool = False):
         "Save the unwrapped model's state_dict (and the optimizer's) to `path/model_dir/name.pth`, atomically."
         state = {'model': unwrap_model(self.model).state_dict()}
-        bad = [k for k, v in state['model'].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        bad = non_finite(state['model'])
         if bad:   # e.g. BatchNorm running stats updated by the forward pass of a NaN batch
             raise RuntimeError(f'save: refusing to write {self._model_file(name)}: the model holds non-finite values in '
                                f'{bad[:5]}{" ..." if len(bad) > 5 else ""}')
         if with_opt and self.opt is not None: state['opt'] = self.opt.state_dict()
-        fn = atomic_save(state, self._model_file(name))
+        fn = self._model_file(name)
+        try: atomic_save(state, fn)
+        except OSError as e:   # torch's own message for a full disk names neither the file nor the cause
+            raise OSError(e.errno, f'save: could not write {fn}: {e.strerror or e}; any earlier {fn.name} is unchanged') from e
         return fn if return_path else None
 
     def load(self, name, strict: bool = True, with_opt: bool = None, device=None, remove_module: bool = True):
@@ -278,8 +302,12 @@ class Learner(Inference):
         if not fn.exists(): raise FileNotFoundError(f'load: no model file {fn}')
         try: state = torch.load(fn, map_location=ifnone(device, self.device), weights_only=True)
         except Exception as e: raise RuntimeError(f'load: cannot read {fn}: {type(e).__name__}: {e}') from e
-        model_sd = state['model'] if isinstance(state, dict) and isinstance(state.get('model'), dict) else state
+        if not isinstance(state, dict):
+            raise TypeError(f"load: {fn} holds a {type(state).__name__}, not a state dict ({{'model': ..., 'opt': ...}})")
+        model_sd = state['model'] if isinstance(state.get('model'), dict) else state
         model_sd = clean_state_dict(model_sd) if remove_module else model_sd
+        not_tensors = [k for k, v in model_sd.items() if not torch.is_tensor(v)]
+        if not_tensors: raise TypeError(f'load: {fn} is not a state dict: {not_tensors[:5]} are not tensors')
         target = unwrap_model(self.model)
         own = target.state_dict()
         missing, unexpected = [k for k in own if k not in model_sd], [k for k in model_sd if k not in own]
@@ -287,11 +315,18 @@ class Learner(Inference):
             raise RuntimeError(f'load: {fn} does not match the model: missing keys {missing[:10]}'
                                f'{" ..." if len(missing) > 10 else ""}, unexpected keys {unexpected[:10]}'
                                f'{" ..." if len(unexpected) > 10 else ""}')
-        target.load_state_dict(model_sd, strict=strict)
-        if ifnone(with_opt, True) and isinstance(state, dict) and 'opt' in state:
+        # every check before any copy: a file that does not fit leaves the model as it was, never half-loaded
+        shapes = [f'{k} {tuple(model_sd[k].shape)} in the file, {tuple(v.shape)} in the model' for k, v in own.items()
+                  if k in model_sd and model_sd[k].shape != v.shape]
+        if shapes: raise RuntimeError(f'load: {fn} does not fit the model: {"; ".join(shapes[:5])}; the model is unchanged')
+        opt_sd = state.get('opt') if ifnone(with_opt, True) and isinstance(state.get('opt'), dict) else None
+        if opt_sd is not None:
             if self.opt is None: self.create_opt(self.lr_range(defaults.lr))
-            try: self.opt.load_state_dict(state['opt'])
-            except (ValueError, KeyError) as e:
-                if with_opt: raise
-                warnings.warn(f'load: the optimizer state in {fn} does not fit this optimizer ({e}); kept a fresh one')
+            problem = self.opt.state_dict_problem(opt_sd)
+            if problem and with_opt: raise RuntimeError(f'load: the optimizer state in {fn} {problem}; the model is unchanged')
+            if problem:
+                warnings.warn(f'load: the optimizer state in {fn} {problem}: loaded the weights, kept a fresh optimizer')
+                opt_sd = None
+        target.load_state_dict(model_sd, strict=strict)
+        if opt_sd is not None: self.opt.load_state_dict(opt_sd)
         return self

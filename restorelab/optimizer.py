@@ -85,5 +85,29 @@ class OptimWrapper:
         return self.opt.step(closure)
     def zero_grad(self, set_to_none: bool = True): self.opt.zero_grad(set_to_none=set_to_none)
     def state_dict(self): return self.opt.state_dict()
-    def load_state_dict(self, sd): self.opt.load_state_dict(sd)
+    def load_state_dict(self, sd):
+        "Load an optimizer state; one that does not fit (see `state_dict_problem`) is an error, and nothing changes."
+        problem = self.state_dict_problem(sd)
+        if problem: raise ValueError(f'this optimizer state {problem}')
+        self.opt.load_state_dict(sd)
+
+    # hyperparameters that tell optimizers apart (Adam's betas, SGD's momentum ...); other keys vary with torch versions
+    _KIND_KEYS = ('betas', 'momentum', 'alpha', 'rho', 'lr_decay', 'etas')
+
+    def state_dict_problem(self, sd) -> str | None:
+        "Why the optimizer state `sd` would not fit this optimizer, or None: other groups, parameters, shapes or optimizer."
+        groups, state = (sd.get('param_groups'), sd.get('state')) if isinstance(sd, dict) else (None, None)
+        if not isinstance(groups, list) or not isinstance(state, dict): return 'is not an optimizer state dict'
+        own = self.opt.param_groups
+        if len(groups) != len(own): return f'has {len(groups)} parameter groups where this optimizer has {len(own)}'
+        for i, (g, o) in enumerate(zip(groups, own)):
+            n = len(g.get('params', []))
+            if n != len(o['params']): return f'has {n} parameters in group {i} where this optimizer has {len(o["params"])}'
+            kind, this = [k for k in self._KIND_KEYS if k in g], [k for k in self._KIND_KEYS if k in o]
+            if kind != this: return f'comes from another optimizer (its settings {kind}, this one {this})'
+        for pid, p in zip((i for g in groups for i in g['params']), (p for o in own for p in o['params'])):
+            for k, v in (state.get(pid) or {}).items():
+                if torch.is_tensor(v) and v.ndim > 0 and v.shape != p.shape:
+                    return f'holds a {k} of shape {tuple(v.shape)} for a parameter of shape {tuple(p.shape)}'
+        return None
     def __repr__(self): return f'OptimWrapper({type(self.opt).__name__}, lrs={self.lrs}, wd={self.wd}, true_wd={self.true_wd})'

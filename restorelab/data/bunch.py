@@ -148,6 +148,9 @@ class DataBunch:
                val_bs: int = None, num_workers: int = None, device=None, collate_fn=None):
         "Loaders for the datasets: train shuffled with drop_last, `fix_dl` = train in order, valid and test in order."
         if len(train_ds) == 0: raise ValueError('DataBunch: the training set is empty')
+        for name, v in (('bs', bs), ('val_bs', val_bs)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f'DataBunch: {name} must be a whole number of at least 1, got {v!r}')
         num_workers, val_bs = ifnone(num_workers, defaults.num_workers), ifnone(val_bs, bs)
         device = torch.device(ifnone(device, default_device()))
         wrap = lambda ds, b, shuffle, drop_last: DeviceDataLoader(

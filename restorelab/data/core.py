@@ -137,7 +137,10 @@ class ItemList:
         return self.new(self.items[np.random.default_rng(seed).random(len(self)) < p])
     # -- splitting --
     def split_by_idxs(self, train_idx, valid_idx):
-        "Split by the indices of the train and valid items."
+        "Split by the indices of the train and valid items; a split that leaves no training item is an error."
+        if len(train_idx) == 0 and len(self):   # (an empty validation set is allowed: nothing is validated then)
+            raise ValueError(f'the split leaves no training item: all {len(self)} items of {self.path} are in the '
+                             'validation set or dropped')
         return ItemLists(self.path, self[np.asarray(train_idx, dtype=int)], self[np.asarray(valid_idx, dtype=int)])
     def split_by_idx(self, valid_idx):
         "The items at `valid_idx` are the validation set, the rest train."
@@ -203,9 +206,8 @@ class ItemList:
             if m is None: raise ValueError(f'label_from_re: pattern {pat!r} does not match {s!r}')
             return m.group(1)
         return self.label_from_func(_label, label_cls=label_cls, **kwargs)
-    def label_empty(self, **kwargs):
-        "Label with nothing (a test set)."
-        return LabelList(self, EmptyLabelList([0] * len(self), path=self.path))
+    def label_empty(self):
+        "Label with nothing (a test set)."; return LabelList(self, EmptyLabelList([0] * len(self), path=self.path))
 
 # %% ../../nbs/05_data.core.ipynb #08a2d702
 class CategoryList(ItemList):

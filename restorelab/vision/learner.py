@@ -6,9 +6,10 @@
 from __future__ import annotations
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from ..core import ifnone
+from ..core import ifnone, non_finite
 from ..learner import Learner
 from ..losses import NoopLoss
 from ..models.core import create_body, body_split_idx, model_spec, model_from_spec, cnn_model
@@ -71,9 +72,15 @@ def load_learner(path, fname='export.pth', device=None, **learn_kwargs) -> Learn
     spec = obj['model']
     try: model = model_from_spec(spec)
     except (ValueError, TypeError) as e: raise ValueError(f'load_learner: {path/fname}: {e}') from e
-    try: model.load_state_dict(obj['state_dict'])
+    sd = obj.get('state_dict')
+    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
+        raise ValueError(f'load_learner: {path/fname} holds no state dict of tensors')
+    if non_finite(sd): raise ValueError(f'load_learner: the weights in {path/fname} hold non-finite values in {non_finite(sd)[:5]}')
+    try: model.load_state_dict(sd)
     except RuntimeError as e: raise RuntimeError(f'load_learner: the weights in {path/fname} do not fit the model: {e}') from e
-    data = empty_databunch(obj['data'], path=path, device=device)
+    try: data = empty_databunch(obj['data'], path=path, device=device)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f'load_learner: {path/fname}: the data description is not valid: {type(e).__name__}: {e}') from e
     loss = loss_from_spec(obj['loss']) or data.loss_func or NoopLoss()
     learn = Learner(data, model.eval(), loss_func=loss, path=path, **learn_kwargs)
     learn.model_spec = spec
