@@ -187,7 +187,9 @@ def main(argv=None):
     rest.add_argument('--device', default=None, help="e.g. 'cpu' or 'cuda' (default: the GPU when there is one)")
     args = parser.parse_args(argv)
     if args.command == 'demo':
-        res = run_demo(args.out, epochs=args.epochs, sample=args.sample, bs=args.bs, lr=args.lr)
+        try: res = run_demo(args.out, epochs=args.epochs, sample=args.sample, bs=args.bs, lr=args.lr)
+        except (OSError, ValueError, RuntimeError) as e:   # an output folder that can't be written, no data ...
+            print(f'restorelab demo: {e}', file=sys.stderr); return 2
         return 0 if res['accuracy'] is not None else 1
     if args.command == 'restore':
         try: res = restore_folder(args.in_dir, args.out_dir, args.model, tile=args.tile, overlap=args.overlap,

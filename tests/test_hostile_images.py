@@ -170,3 +170,13 @@ def test_corrupt_cache_file_is_a_warning_naming_it_then_rebuilt(tmp_path, _resto
     with pytest.warns(UserWarning, match='does not hold these 4 images'):
         t = ImageList.from_folder(tmp_path/'imgs', convert_mode='L').tensors()
     assert torch.equal(t, good)
+
+
+def test_mixed_sizes_without_size_say_so(tmp_path):
+    "Images of several sizes read one by one (not preloaded) and batched without `size=`: a message, not torch's stack error."
+    from restorelab.data.core import CategoryList
+    for i, hw in enumerate([(100, 90), (100, 90), (120, 80), (120, 80)]):
+        PILImage.new('RGB', hw[::-1]).save(tmp_path/f'{i}.png')
+    data = (ImageList.from_folder(tmp_path).split_by_idx([0]).label_from_func(lambda o: 'a', label_cls=CategoryList)
+            .transform(([], [])).databunch(bs=3))
+    with pytest.raises(ValueError, match=r'items of different sizes in one batch.*size='): next(iter(data.train_dl))

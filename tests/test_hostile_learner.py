@@ -197,3 +197,18 @@ def test_tampered_export(tmp_path):
         torch.save(bad, tmp_path/name)
         with pytest.raises(ValueError, match=says) as err: load_learner(tmp_path, name)
         assert name in str(err.value)
+
+
+def test_grey_images_into_an_rgb_encoder(tmp_path):
+    from restorelab.data.vision import ImageList, ImageImageList
+    from restorelab.vision.learner import cnn_learner, unet_learner
+    from PIL import Image as PILImage
+    for k in range(4): PILImage.new('L', (16, 16), k * 30).save(tmp_path/f'{k}.png')
+    cls = (ImageList.from_folder(tmp_path, convert_mode='L').split_by_idx([0]).label_from_func(lambda o: str(int(o.stem) % 2))
+           .transform(size=16).databunch(bs=2))
+    with pytest.raises(ValueError, match=r"cnn_learner: the images have 1 channel\(s\) \(convert_mode='L'\) but the body takes 3"):
+        cnn_learner(cls, models.resnet18, pretrained=False)
+    seg = (ImageImageList.from_folder(tmp_path, convert_mode='L').split_by_idx([0]).label_from_func(lambda o: o)
+           .transform(size=16, tfm_y=True).databunch(bs=2))
+    with pytest.raises(ValueError, match="unet_learner: the images have 1 channel"):
+        unet_learner(seg, models.resnet18, pretrained=False, loss_func=MSELossFlat())

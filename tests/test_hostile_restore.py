@@ -131,3 +131,10 @@ def test_restore_bad_tile_arguments(tmp_path, model_file):
     for args, says in ((['--tile', '0'], '0 is not above 0'), (['--overlap', '-3'], '-3 is below 0')):
         r = _cli('restore', photos, tmp_path/'out', '--model', model_file, *args)
         assert r.returncode == 2 and says in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_demo_output_that_is_a_file(tmp_path):
+    (tmp_path/'demo').write_bytes(b'x')
+    r = _cli('demo', '--out', tmp_path/'demo', '--epochs', '1', '--sample', cwd=tmp_path)
+    assert r.returncode == 2 and 'restorelab demo:' in r.stderr and 'Traceback' not in r.stderr
+    assert (tmp_path/'demo').read_bytes() == b'x'

@@ -15,7 +15,7 @@ from .transforms import apply_tfms, apply_tfms_batch, _to_float
 
 # %% auto #0
 __all__ = ['imagenet_stats', 'cifar_stats', 'mnist_stats', 'normalize', 'denormalize', 'Normalize', 'DatasetType',
-           'TensorBatchLoader', 'ItemDataset', 'make_loader', 'DeviceDataLoader', 'DataBunch']
+           'TensorBatchLoader', 'ItemDataset', 'collate', 'make_loader', 'DeviceDataLoader', 'DataBunch']
 
 # %% ../../nbs/04_data.bunch.ipynb #b691b947
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -90,13 +90,22 @@ class ItemDataset(torch.utils.data.Dataset):
     def __len__(self): return len(self.ll)
     def __getitem__(self, i): return self.ll.item_tensors(i)
 
+def collate(batch):
+    "torch's `default_collate`, with a clear error for items of different sizes (images read without `size=`)."
+    try: return torch.utils.data.default_collate(batch)
+    except RuntimeError as e:
+        shapes = sorted({tuple(x.shape) for x, _ in batch if isinstance(x, Tensor)})
+        if len(shapes) < 2: raise
+        raise ValueError(f'items of different sizes in one batch ({", ".join(map(str, shapes[:4]))}): resize them '
+                         'all with `transform(..., size=...)`, or use bs=1') from e
+
 def make_loader(ds, bs: int, shuffle: bool, drop_last: bool, num_workers: int = 0, collate_fn=None):
     "The fastest loader `ds` allows: in-memory batches when possible, else a `DataLoader` over items."
     tensors = ds.batch_tensors() if collate_fn is None else None
     if tensors is not None: return TensorBatchLoader(ds, *tensors, bs=bs, shuffle=shuffle, drop_last=drop_last)
-    kw = dict(collate_fn=collate_fn) if collate_fn is not None else {}
     return torch.utils.data.DataLoader(ItemDataset(ds), batch_size=bs, shuffle=shuffle, drop_last=drop_last,
-                                       num_workers=num_workers, persistent_workers=num_workers > 0, **kw)
+                                       num_workers=num_workers, persistent_workers=num_workers > 0,
+                                       collate_fn=ifnone(collate_fn, collate))
 
 # %% ../../nbs/04_data.bunch.ipynb #4788f79c
 class DeviceDataLoader:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..core import ifnone, non_finite
+from ..hooks import in_channels
 from ..learner import Learner
 from ..losses import NoopLoss
 from ..models.core import create_body, body_split_idx, model_spec, model_from_spec, cnn_model
@@ -20,6 +21,15 @@ from ..export import read_export, empty_databunch, loss_from_spec
 __all__ = ['cnn_learner', 'unet_learner', 'load_learner']
 
 # %% ../../nbs/40_vision.learner.ipynb #e8f4ccc0
+def _check_channels(data, body, fn: str):
+    "Images with other channels than the body takes (grey into an RGB encoder) fail deep in torch: say so here."
+    x, want = data.train_ds.x, in_channels(body)
+    have = getattr(x, 'c', None) if getattr(x, 'is_image', False) else None
+    if have is not None and have != want:
+        raise ValueError(f"{fn}: the images have {have} channel(s) (convert_mode={getattr(x, 'convert_mode', None)!r}) "
+                         f"but the body takes {want}: open them with convert_mode='RGB'" if want == 3 else
+                         f"{fn}: the images have {have} channel(s) but the body takes {want}")
+
 def _n_out(data, fn: str) -> int:
     c = getattr(data, 'c', None)
     if not c: raise ValueError(f'{fn}: the data has no number of classes (data.c); set data.c = N')
@@ -34,6 +44,7 @@ def cnn_learner(data, arch, cut=None, pretrained: bool = True, lin_ftrs=None, ps
         model, spec = cnn_model(**settings, pretrained=pretrained, weights=weights), model_spec('cnn', **settings)
     else: model, spec = nn.Sequential(create_body(arch, pretrained, cut, weights), custom_head), None
     body, head = model
+    _check_channels(data, body, 'cnn_learner')
     learn = Learner(data, model, **learn_kwargs)
     idx = body_split_idx(arch, body)
     learn.split(ifnone(split_on, [body[:idx], body[idx:], head]))
@@ -56,6 +67,7 @@ def unet_learner(data, arch, pretrained: bool = True, blur_final: bool = True, n
                     cut=cut, blur=blur, blur_final=blur_final, self_attention=self_attention, y_range=y_range,
                     last_cross=last_cross, bottle=bottle, norm_type=norm_type)
     model = unet_model(**settings, pretrained=pretrained, weights=weights)
+    _check_channels(data, model.encoder, 'unet_learner')
     learn = Learner(data, model, **learn_kwargs)
     enc = model.encoder
     idx = body_split_idx(arch, enc)
