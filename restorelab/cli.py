@@ -35,6 +35,7 @@ def mnist_resnet() -> nn.Sequential:
 def run_demo(out='restorelab_demo', epochs: int = None, sample: bool = False, bs: int = 128, lr: float = 0.05,
              seed: int = 42) -> dict:
     "Train the lesson's ResNet-ish on MNIST (full when available, else the sample); write a figure and metrics to `out`."
+    if Path(out).exists() and not Path(out).is_dir(): raise NotADirectoryError(f'the output {out} is a file, not a folder')
     set_seed(seed)
     full = not sample and is_available(URLs.MNIST)
     path = untar_data(URLs.MNIST if full else URLs.MNIST_TINY)   # the sample ships inside the package
@@ -110,6 +111,7 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
         raise ValueError(f'restore: the output folder {out_dir} is (inside) the input folder {in_dir}: choose another, '
                          'inputs are never overwritten')
     files = get_image_files(in_dir, recurse=True)
+    if not files: raise ValueError(f'restore: no image files under {in_dir}')
     # every output's real path (symlinked folders followed), before anything is written: none may land on an input,
     # as it would through a link in OUT_DIR into IN_DIR, or with OUT_DIR a parent of IN_DIR
     real_in = in_dir.resolve()
@@ -119,6 +121,7 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
         raise ValueError(f'restore: {len(clash)} output(s) would be written into the input folder {in_dir} (through a '
                          f'symlink or a nested folder), e.g. {clash[0]} -> {clash[0].resolve()}: nothing was written')
     learn = load_learner(model_file.parent, model_file.name, device=device)
+    mode = getattr(learn.data.single_ds.x, 'convert_mode', 'RGB')   # as the model's training images were read
     done, skipped, failed = [], [], []
     it = files
     if show_progress:
@@ -127,7 +130,7 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
     for fn in it:
         dest = out_dir/fn.relative_to(in_dir)
         if dest.exists() and not overwrite: skipped.append(dest); continue
-        try: img, (info, alpha) = open_image(fn), _display_info(fn)
+        try: img, (info, alpha) = open_image(fn, convert_mode=mode), _display_info(fn)
         except (ImageReadError, OSError) as e: failed.append((fn, str(e))); continue
         fmt = _save_format(fn.suffix)
         if fmt is None: failed.append((fn, f'no image format is written under the suffix {fn.suffix!r}')); continue

@@ -189,5 +189,7 @@ def crappify_folder(src, dest, crappifier: Crappifier | None = None, max_workers
     if rd == rs or rs in rd.parents or rd in rs.parents:
         raise ValueError(f'crappify_folder: dest {dest} must be outside src {src} (and not contain it), or the originals '
                          f'would be overwritten or crappified again')
+    files = get_image_files(src, recurse=True)
+    if not files: raise ValueError(f'crappify_folder: no image files under {src}')
     job = _FolderJob(ifnone(crappifier, Crappifier()), src, dest)
-    return parallel(job, get_image_files(src, recurse=True), max_workers=max_workers)
+    return parallel(job, files, max_workers=max_workers)

@@ -21,6 +21,7 @@ __all__ = ['gram_matrix', 'vgg16_bn_features', 'FeatureLoss']
 # %% ../nbs/33_feature_loss.ipynb #2c0bbd3a
 def gram_matrix(x: Tensor) -> Tensor:
     "The Gram matrices of the feature maps `x` of shape (bs, c, h, w): (bs, c, c), divided by c·h·w."
+    if x.ndim != 4: raise ValueError(f'gram_matrix: expected feature maps of shape (bs, c, h, w), got {tuple(x.shape)}')
     n, c, h, w = x.shape
     x = x.reshape(n, c, -1)   # the lesson's `view` fails on channels_last maps; `reshape` copies only then
     return (x @ x.transpose(1, 2)) / (c * h * w)

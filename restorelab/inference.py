@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .core import ifnone, to_device, to_detach
-from .data.bunch import DatasetType
+from .data.bunch import DatasetType, check_rows
 from .tiling import predict_tiled
 
 # %% auto #0
@@ -82,6 +82,7 @@ class Inference:
 
     def show_results(self, ds_type: DatasetType = DatasetType.Valid, rows: int = 5, dl=None, **kwargs):
         "Show inputs, targets and predictions of the first batch of `ds_type` (or of the loader `dl`)."
+        check_rows(rows, 'show_results')
         dl = ifnone(dl, self.data.dl(ds_type))
         ds = dl.dataset
         xb, yb = next(iter(dl))

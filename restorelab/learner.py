@@ -25,7 +25,7 @@ from .inference import Inference
 from .export import export_learner
 
 # %% auto #0
-__all__ = ['Learner']
+__all__ = ['LossFuncError', 'Learner']
 
 # %% ../nbs/19_learner.ipynb #1172c00b
 def _check_wd(wd):
@@ -40,6 +40,17 @@ def _check_batchnorm_batches(learn):
     if bs == 1 or n == 1 or (not getattr(dl.dl, 'drop_last', False) and n % bs == 1):
         raise ValueError(f'the training set ({n} items, batches of {bs}) gives a batch of one item, on which the '
                          "model's BatchNorm layers cannot train: use a batch size of 2 or more and 2 or more items")
+
+class LossFuncError(RuntimeError):
+    "The loss function failed on a batch: the message gives the shapes of the predictions and targets."
+
+def _describe(f) -> str: return getattr(f, '__name__', None) or type(f).__name__
+def _shapes(b): return [tuple(o.shape) for o in b] if isinstance(b, (list, tuple)) else tuple(getattr(b, 'shape', ()))
+def _target_range(yb) -> str:
+    "' (values a..b)' for integer targets (class indices: the usual cause is a class the model has no output for)."
+    if isinstance(yb, torch.Tensor) and not yb.is_floating_point() and yb.numel():
+        return f' (values {int(yb.min())}..{int(yb.max())})'
+    return ''
 
 def _make_callback(fn, learn) -> Callback:
     "Instantiate a `callback_fns` entry: Callback classes (or partials of them) take no learner; other callables get it."
@@ -96,6 +107,10 @@ class Learner(Inference):
 
     def freeze_to(self, n: int):
         "Train only the layer groups from `n` on (norm layers stay trainable when `train_bn`)."
+        n_groups = len(self.layer_groups)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not -n_groups <= n < n_groups:
+            raise ValueError(f'freeze_to: n={n!r} must be a whole number in [{-n_groups}, {n_groups}) (this learner '
+                             f'has {n_groups} layer group(s); n={n_groups} would leave nothing to train)')
         for g in self.layer_groups[:n]:
             for m in g.modules():
                 trainable = self.train_bn and isinstance(m, NORM_TYPES)
@@ -149,7 +164,11 @@ class Learner(Inference):
         return pred
 
     def _compute_loss(self, pred, yb):
-        return self.loss_func(pred, *yb) if isinstance(yb, (list, tuple)) else self.loss_func(pred, yb)
+        try: return self.loss_func(pred, *yb) if isinstance(yb, (list, tuple)) else self.loss_func(pred, yb)
+        except torch.cuda.OutOfMemoryError: raise
+        except (IndexError, ValueError, RuntimeError) as e:   # e.g. "Target 5 is out of bounds": say with what
+            raise LossFuncError(f'{_describe(self.loss_func)} failed on predictions of shape {_shapes(pred)} and '
+                                f'targets of shape {_shapes(yb)}{_target_range(yb)}: {type(e).__name__}: {e}') from e
 
     def _one_batch(self, xb, yb):
         self.pred, self.loss = None, None   # so `after_batch` can tell a batch cancelled before its loss
@@ -192,6 +211,7 @@ class Learner(Inference):
         "Run `n_epoch` epochs with `callbacks` (instances); the learner stays usable after any stop, Ctrl-C included."
         self.cbs = sorted(callbacks, key=lambda cb: cb.order)
         self.n_epoch, self.epoch, self.iter, self.nan_stop = n_epoch, 0, 0, None
+        failed = None
         try:
             self('before_fit')
             for self.epoch in range(n_epoch):
@@ -202,12 +222,18 @@ class Learner(Inference):
                 except CancelEpochException: pass
                 self('after_epoch')
         except CancelFitException: pass
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            failed = e
             print(f'Interrupted at epoch {self.epoch}, batch {self.iter}: the learner keeps its weights and its '
                   'history (learn.recorder).')
             raise
+        except BaseException as e: failed = e; raise
         finally:
             try: self('after_fit')
+            except Exception as e:
+                if failed is None: raise
+                # a callback that can't clean up after an error (e.g. one whose before_fit never ran) must not hide it
+                warnings.warn(f'after {type(failed).__name__}, after_fit also failed: {e}')
             finally:
                 self.cbs, self.training = [], False
                 self.model.eval()
@@ -242,6 +268,10 @@ class Learner(Inference):
     def lr_find(self, start_lr=1e-7, end_lr=10, num_it: int = 100, stop_div: bool = True, wd=None):
         "Try learning rates from `start_lr` to `end_lr`; weights and optimizer state are restored afterwards."
         start_lr, end_lr = self.lr_range(start_lr), self.lr_range(end_lr)
+        if not (start_lr < end_lr).all():
+            raise ValueError(f'lr_find: start_lr {start_lr.tolist()} must be below end_lr {end_lr.tolist()}')
+        if isinstance(num_it, bool) or not isinstance(num_it, int) or num_it < 1:
+            raise ValueError(f'lr_find: num_it must be a whole number of at least 1, got {num_it!r}')
         epochs = math.ceil(num_it / max(len(self.data.train_dl), 1))
         if self.opt is None: self.create_opt(start_lr, wd)
         cbs = [_make_callback(fn, self) for fn in self.callback_fns] + self.callbacks
@@ -254,6 +284,9 @@ class Learner(Inference):
     def validate(self, dl=None, callbacks=None) -> list:
         "`[valid_loss, *metrics]` on `dl` (default: the validation loader)."
         dl = ifnone(dl, self.data.valid_dl)
+        if dl is None or len(dl.dataset) == 0:
+            raise ValueError('validate: the data has no validation set (split it with a non-empty validation part, '
+                             'or pass dl=)')
         rec = Recorder()
         # keep the loop's state: validate may be called from a callback in the middle of a fit
         saved = self.cbs, self.training, getattr(self, 'dl', None), self.iter, self.model.training

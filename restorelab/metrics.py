@@ -18,6 +18,9 @@ __all__ = ['accuracy', 'error_rate', 'accuracy_thresh', 'foreground_acc', 'dice'
 def accuracy(input: Tensor, targs: Tensor) -> Tensor:
     "Share of rows whose argmax over the last dimension equals the target."
     n = targs.shape[0]
+    if input.shape[0] != n or input.numel() // max(input.shape[-1], 1) != targs.numel():
+        raise ValueError(f'accuracy: predictions of shape {tuple(input.shape)} do not match targets of shape '
+                         f'{tuple(targs.shape)} (one row of scores per target)')
     return (input.argmax(dim=-1).view(n, -1) == targs.view(n, -1)).float().mean()
 
 def error_rate(input: Tensor, targs: Tensor) -> Tensor:
@@ -150,6 +153,8 @@ def _as_images(img) -> np.ndarray:
 def _prepare(pred, target, crop_border: int, test_y_channel: bool, fname: str):
     "Both inputs as (n, H, W, C) float64 arrays on the 0..255 scale, cropped and (optionally) turned into Y."
     p, t = _as_images(pred), _as_images(target)
+    for name, a in (('pred', p), ('target', t)):
+        if not np.isfinite(a).all(): raise ValueError(f'{fname}: {name} holds non-finite values (NaN or inf)')
     if p.shape != t.shape:
         shape = lambda x: tuple(x.shape) if hasattr(x, 'shape') else tuple(np.asarray(x).shape)
         raise ValueError(f'{fname}: pred has shape {shape(pred)} but target has shape {shape(target)}; they must match')

@@ -31,7 +31,8 @@ class AvgMetric:
     def reset(self): self.total, self.count = 0., 0
     def accumulate(self, learn):
         bs = _batch_size(learn.yb)
-        val = self.func(learn.pred, learn.yb)
+        try: val = self.func(learn.pred, learn.yb)
+        except Exception as e: raise RuntimeError(f'metric {self.name} failed: {type(e).__name__}: {e}') from e
         self.total += float(val) * bs; self.count += bs
     @property
     def value(self): return self.total / self.count if self.count else None
@@ -153,6 +154,7 @@ def _fmt_row(row): return [str(row[0])] + [_fmt(v) for v in row[1:-1]] + [f'{int
 class ProgressCallback(Callback):
     "fastprogress bars over epochs and batches, and the per-epoch table (just the table in logs)."
     order = 70
+    silent, table_only = True, False   # until before_fit: a fit that fails before it shows nothing
     def before_fit(self, learn):
         from fastprogress.fastprogress import master_bar
         self.silent = getattr(learn, 'silent', False) or defaults.silent

@@ -45,6 +45,11 @@ class OneCycleScheduler(Callback):
     order = -20   # before anything reads the optimizer's hyper-parameters
     def __init__(self, max_lr, moms=(0.95, 0.85), div_factor: float = 25., pct_start: float = 0.3,
                  final_div: float = None, tot_epochs: int = None, start_epoch: int = None):
+        if moms is not None and (not is_listy(moms) or len(moms) != 2):
+            raise ValueError(f'moms must be a (start, middle) pair of momentums or None, got {moms!r}')
+        if not 0 <= pct_start <= 1: raise ValueError(f'pct_start must be in [0, 1] (the share of the cycle spent warming up), got {pct_start!r}')
+        for name, v in (('div_factor', div_factor), ('final_div', final_div)):
+            if v is not None and not v > 0: raise ValueError(f'{name} must be above 0, got {v!r}')
         self.max_lr, self.moms, self.div_factor, self.pct_start = np.asarray(max_lr, dtype=float), moms, div_factor, pct_start
         self.final_div = ifnone(final_div, div_factor * 1e4)
         self.tot_epochs, self.start_epoch = tot_epochs, start_epoch or 0

@@ -15,7 +15,7 @@ from .transforms import apply_tfms, apply_tfms_batch, _to_float
 
 # %% auto #0
 __all__ = ['imagenet_stats', 'cifar_stats', 'mnist_stats', 'normalize', 'denormalize', 'Normalize', 'DatasetType',
-           'TensorBatchLoader', 'ItemDataset', 'collate', 'make_loader', 'DeviceDataLoader', 'DataBunch']
+           'TensorBatchLoader', 'ItemDataset', 'collate', 'check_rows', 'make_loader', 'DeviceDataLoader', 'DataBunch']
 
 # %% ../../nbs/04_data.bunch.ipynb #b691b947
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -25,7 +25,11 @@ mnist_stats = ([0.131], [0.308])
 def _stat(s, x: Tensor, fname: str) -> Tensor:
     "Per-channel statistic `s` shaped [C,1,1], which broadcasts over [C,H,W] and [B,C,H,W]."
     if not x.is_floating_point(): raise TypeError(f'{fname}: x must be a float tensor (turn uint8 into float first)')
-    return torch.as_tensor(s, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    s = torch.as_tensor(s, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    if x.ndim >= 3 and len(s) not in (1, x.shape[-3]):
+        raise ValueError(f'{fname}: {len(s)} per-channel statistics for images of {x.shape[-3]} channel(s): give one '
+                         'mean and one std per channel (imagenet_stats for RGB, mnist_stats for grey)')
+    return s
 
 def normalize(x: Tensor, mean, std) -> Tensor:
     "`(x - mean) / std` with per-channel `mean` and `std` on a [B,C,H,W] (or [C,H,W]) float tensor."
@@ -99,6 +103,11 @@ def collate(batch):
         raise ValueError(f'items of different sizes in one batch ({", ".join(map(str, shapes[:4]))}): resize them '
                          'all with `transform(..., size=...)`, or use bs=1') from e
 
+def check_rows(rows, where: str):
+    "A `ValueError` naming `where` unless `rows` is a whole number >= 1."
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f'{where}: rows must be a whole number of at least 1, got {rows!r}')
+
 def make_loader(ds, bs: int, shuffle: bool, drop_last: bool, num_workers: int = 0, collate_fn=None):
     "The fastest loader `ds` allows: in-memory batches when possible, else a `DataLoader` over items."
     tensors = ds.batch_tensors() if collate_fn is None else None
@@ -161,6 +170,8 @@ class DataBunch:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError(f'DataBunch: {name} must be a whole number of at least 1, got {v!r}')
         num_workers, val_bs = ifnone(num_workers, defaults.num_workers), ifnone(val_bs, bs)
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f'DataBunch: num_workers must be a whole number, 0 or more, got {num_workers!r}')
         device = torch.device(ifnone(device, default_device()))
         wrap = lambda ds, b, shuffle, drop_last: DeviceDataLoader(
             make_loader(ds, b, shuffle, drop_last, num_workers, collate_fn), device)
@@ -202,7 +213,9 @@ class DataBunch:
         "The loader of `ds_type`."
         dl = {DatasetType.Train: self.train_dl, DatasetType.Valid: self.valid_dl, DatasetType.Fix: self.fix_dl,
               DatasetType.Test: self.test_dl, DatasetType.Single: self.valid_dl}[ds_type]
-        if dl is None: raise ValueError(f'this DataBunch has no {ds_type.name} set')
+        if dl is None:
+            hint = ': add one with data.add_test(items)' if ds_type == DatasetType.Test else ''
+            raise ValueError(f'this DataBunch has no {ds_type.name.lower()} set{hint}')
         return dl
 
     def one_batch(self, ds_type: DatasetType = DatasetType.Train, detach=True, denorm=True, cpu=True):
@@ -220,6 +233,11 @@ class DataBunch:
             dims = [0] + list(range(2, xb.ndim))
             stats = (xb.mean(dims), xb.std(dims))
         mean, std = (torch.as_tensor(s, dtype=torch.float32) for s in stats)
+        x = self.train_ds.x
+        c = getattr(x, 'c', None) if do_x and getattr(x, 'is_image', False) else None   # images know their channels: check now
+        if c is not None and mean.numel() not in (1, c):
+            raise ValueError(f'normalize: {mean.numel()} per-channel statistics for images of {c} channel(s) '
+                             f'(convert_mode={getattr(x, "convert_mode", None)!r}): give one mean and one std per channel')
         self.stats, self.norm = (mean, std), Normalize(mean, std, do_x=do_x, do_y=do_y)
         for dl in self.dls: dl.tfms.append(self.norm)
         return self
@@ -231,8 +249,16 @@ class DataBunch:
     def one_item(self, item, transform: bool = True, device=None) -> Tensor:
         "`item` (an `Image` or a CHW tensor) as a batch of one, normalised; with the validation transforms unless `transform=False`."
         ds = self.single_ds
+        if isinstance(item, (str, Path)) and ds.x.is_image:   # a file, read as the training images were
+            item = ds.x.new([Path(item)]).get_tensor(0)
         x = item if isinstance(item, Tensor) else getattr(item, 'data', None)
-        if not isinstance(x, Tensor): raise TypeError(f'one_item: expected an Image or a tensor, got {type(item).__name__}')
+        if not isinstance(x, Tensor):
+            raise TypeError(f'one_item: expected an Image, a tensor or an image file, got {type(item).__name__}')
+        c = getattr(ds.x, 'c', None) if ds.x.is_image else None
+        if c is not None and (x.ndim != 3 or x.shape[0] != c):
+            raise ValueError(f'one_item: the model takes images of {c} channel(s) (convert_mode='
+                             f'{ds.x.convert_mode!r}), got a tensor of shape {tuple(x.shape)}: open the image with '
+                             f'open_image(fn, convert_mode={ds.x.convert_mode!r})')
         if x.is_floating_point() and ds.x.is_image:
             x = (x.clamp(0, 1) * 255).round().to(torch.uint8)   # transforms work on uint8 images, as in the loaders
         if transform and (ds.tfms or ds.tfmargs.get('size') is not None): x, _ = apply_tfms(ds.tfms, x, None, **ds.tfmargs)
@@ -250,6 +276,7 @@ class DataBunch:
 
     def show_batch(self, rows: int = 5, ds_type: DatasetType = DatasetType.Train, figsize=None, **kwargs):
         "Show a batch of `ds_type`: `rows` rows of inputs with their targets."
+        check_rows(rows, 'show_batch')
         ds = self.dl(ds_type).dataset
         xb, yb = self.one_batch(ds_type, denorm=True)
         n = min(len(xb), ds.x.n_show(rows))

@@ -15,7 +15,7 @@ from torch import Tensor
 import inspect
 from ..core import ifnone, listify, get_files
 from ..losses import CrossEntropyFlat, MSELossFlat
-from .transforms import apply_tfms, can_batch, TFM_ARGS, _to_float, _check_same_size
+from .transforms import apply_tfms, can_batch, check_size, TFM_ARGS, _to_float, _check_same_size
 from .bunch import DataBunch
 
 # %% auto #0
@@ -138,17 +138,20 @@ class ItemList:
     # -- splitting --
     def split_by_idxs(self, train_idx, valid_idx):
         "Split by the indices of the train and valid items; a split that leaves no training item is an error."
+        train_idx, valid_idx = (np.asarray(o, dtype=int).reshape(-1) for o in (train_idx, valid_idx))
+        for name, idx in (('train_idx', train_idx), ('valid_idx', valid_idx)):
+            bad = idx[(idx < 0) | (idx >= len(self))]
+            if len(bad): raise IndexError(f'split: {name} holds {bad[:5].tolist()}, outside [0, {len(self)})')
+        both = np.intersect1d(train_idx, valid_idx)   # an item in both sets would make the validation scores lie
+        if len(both): raise ValueError(f'split: items {both[:5].tolist()} are in both the training and the validation set')
         if len(train_idx) == 0 and len(self):   # (an empty validation set is allowed: nothing is validated then)
             raise ValueError(f'the split leaves no training item: all {len(self)} items of {self.path} are in the '
                              'validation set or dropped')
-        return ItemLists(self.path, self[np.asarray(train_idx, dtype=int)], self[np.asarray(valid_idx, dtype=int)])
+        return ItemLists(self.path, self[train_idx], self[valid_idx])
     def split_by_idx(self, valid_idx):
         "The items at `valid_idx` are the validation set, the rest train."
-        valid_idx = np.asarray(listify(valid_idx), dtype=int)
-        if len(valid_idx) and (valid_idx.min() < 0 or valid_idx.max() >= len(self)):
-            raise IndexError(f'split_by_idx: valid_idx must lie in [0, {len(self)})')
-        mask = np.zeros(len(self), dtype=bool); mask[valid_idx] = True
-        return self.split_by_idxs(np.where(~mask)[0], np.where(mask)[0])
+        valid_idx = np.asarray(valid_idx, dtype=int).reshape(-1)
+        return self.split_by_idxs(np.setdiff1d(np.arange(len(self)), valid_idx), valid_idx)
     def split_by_list(self, train, valid):
         "Split into two given lists of items."
         return ItemLists(self.path, self.new(train), self.new(valid))
@@ -185,8 +188,7 @@ class ItemList:
     def label_from_list(self, labels, label_cls=None, **kwargs):
         "Label with `labels`, one per item."
         labels = list(labels)
-        if len(labels) != len(self):
-            raise ValueError(f'label_from_list: {len(labels)} labels for {len(self)} items')
+        if len(labels) != len(self): raise ValueError(f'label_from_list: {len(labels)} labels for {len(self)} items')
         y_cls = _label_from_items(labels, type(self), label_cls)
         # label lists that name an example input in their errors (`CategoryList`) take the inputs as `x_items`
         if 'x_items' in inspect.signature(y_cls).parameters: kwargs['x_items'] = self.items
@@ -274,12 +276,10 @@ class ItemLists:
 
     def _label(self, method: str, *args, **kwargs):
         train = getattr(self.train, method)(*args, **kwargs)
-        if len(self.valid) == 0:
-            valid = LabelList(self.valid, train.y.new([]))
+        if len(self.valid) == 0: valid = LabelList(self.valid, train.y.new([]))
         else:
             classes = getattr(train.y, 'classes', None)
-            extra = dict(label_cls=type(train.y))
-            if classes is not None: extra['classes'] = classes
+            extra = dict(label_cls=type(train.y), **({} if classes is None else dict(classes=classes)))
             valid = getattr(self.valid, method)(*args, **{**kwargs, **extra})
         return LabelLists(self.path, train, valid)
     def label_from_func(self, func: Callable, label_cls=None, **kwargs):
@@ -319,6 +319,7 @@ class LabelList:
         "Set the transforms (a list) and their arguments (`size`, `resize_method`, `padding_mode`, `mode`)."
         unknown = set(kwargs) - set(TFM_ARGS)
         if unknown: raise TypeError(f'transform: unexpected argument(s) {sorted(unknown)}; it takes tfm_y and {", ".join(TFM_ARGS)}')
+        if kwargs.get('size') is not None: check_size(kwargs['size'], 'transform: size')
         self.tfms, self.tfmargs = listify(tfms), kwargs
         if tfm_y is not None: self.tfm_y = tfm_y
         if self.tfm_y and not self.y.is_image and not getattr(self.y, 'is_mask', False):
@@ -373,8 +374,7 @@ class LabelLists:
         self.path, self.train, self.valid, self.test = Path(path), train, valid, test
     @property
     def lists(self): return [o for o in (self.train, self.valid, self.test) if o is not None]
-    def __repr__(self):
-        return f'{type(self).__name__};\n\nTrain: {self.train};\n\nValid: {self.valid};\n\nTest: {self.test}'
+    def __repr__(self): return f'{type(self).__name__};\n\nTrain: {self.train};\n\nValid: {self.valid};\n\nTest: {self.test}'
 
     def transform(self, tfms=(None, None), **kwargs):
         "Set `tfms[0]` on train and `tfms[1]` on valid and test; `kwargs` (size, tfm_y, ...) go to both."

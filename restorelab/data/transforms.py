@@ -18,10 +18,10 @@ from torchvision.transforms.v2 import functional as TF
 from ..core import ifnone, is_listy, listify
 
 # %% auto #0
-__all__ = ['TFM_ARGS', 'pad', 'rotate', 'zoom', 'rand_zoom', 'symmetric_warp', 'brightness', 'contrast', 'RandTransform',
-           'apply_tfms', 'can_batch', 'apply_tfms_batch', 'Pad', 'Crop', 'crop', 'crop_pad', 'rand_crop', 'rand_pad',
-           'Flip', 'flip_lr', 'flip_vert', 'dihedral', 'Warp', 'Rotate', 'Zoom', 'SymmetricWarp', 'Lighting',
-           'Brightness', 'Contrast', 'get_transforms']
+__all__ = ['TFM_ARGS', 'pad', 'rotate', 'zoom', 'rand_zoom', 'symmetric_warp', 'brightness', 'contrast', 'check_size',
+           'RandTransform', 'apply_tfms', 'can_batch', 'apply_tfms_batch', 'Pad', 'Crop', 'crop', 'crop_pad',
+           'rand_crop', 'rand_pad', 'Flip', 'flip_lr', 'flip_vert', 'dihedral', 'Warp', 'Rotate', 'Zoom',
+           'SymmetricWarp', 'Lighting', 'Brightness', 'Contrast', 'get_transforms']
 
 # %% ../../nbs/03_data.transforms.ipynb #977c0895
 _pad_modes = {'zeros': 'constant', 'border': 'edge', 'reflection': 'reflect'}    # fastai v1 name -> torchvision name
@@ -36,6 +36,14 @@ def _uniform(r, n: int) -> Tensor:
 def _log_uniform(r, n: int) -> Tensor:
     "`n` draws log-uniform in `r` = (lo, hi) (so 0.8 and 1.25 are equally likely), or `n` copies of `r`."
     return _uniform((math.log(r[0]), math.log(r[1])), n).exp() if is_listy(r) else _uniform(r, n)
+
+def check_size(size, where: str = 'size'):
+    "`size` unchanged when it is a whole number of pixels >= 1 or an (h, w) pair of them; else a `ValueError` naming `where`."
+    vals = size.tolist() if hasattr(size, 'tolist') else size
+    vals = list(vals) if is_listy(vals) else [vals]
+    if len(vals) not in (1, 2) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in vals):
+        raise ValueError(f'{where}={size!r}: a size is a whole number of pixels >= 1, or a (height, width) pair of them')
+    return size
 
 def _pair(size) -> tuple:
     "(h, w) from an int or a pair (list, tuple, numpy array such as the lessons' `src_size//2`, or tensor)."
@@ -151,6 +159,7 @@ def apply_tfms(tfms, x: Tensor, y=None, *, size=None, tfm_y: bool = False, resiz
         yb = y.as_subclass(Tensor)[(None, None) if y.ndim == 2 else None]     # an HW mask gets a channel for the ride
         y_mask = _is_mask(y, y_is_mask, yb)
     if size is not None:
+        check_size(size)
         method = getattr(resize_method, 'name', ifnone(resize_method, 'squish' if is_listy(size) else 'crop')).lower()
         _check_choice(method, ('crop', 'pad', 'squish', 'no'), 'resize_method')
         ctx.size = tuple(int(s / mult + 0.5) * mult for s in _pair(size)) if mult else _pair(size)

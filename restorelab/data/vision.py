@@ -259,8 +259,9 @@ class ImageList(ItemList):
         for i, o in enumerate(self.items):
             t = read_image_tensor(o, self.convert_mode, self.pixel_labels)
             if t.shape != shape:
-                raise ValueError(f'cannot preload {self.path}: {o} is {tuple(t.shape)}, the first image is {tuple(shape)};'
-                                 f" pass preload=False or resize with transform(size=...)")
+                raise ValueError(f'images of different sizes in {self.path}: {o} is {tuple(t.shape)} but the first, '
+                                 f'{self.items[0]}, is {tuple(shape)}; resize them all with transform(size=...), or '
+                                 'pass preload=False and bs=1')
             out[i] = t
         try: atomic_save(out, cache_file)
         except OSError as e: warnings.warn(f'could not write the image cache {cache_file}: {e}')
