@@ -42,9 +42,11 @@ from .learner import *
 from .layers import *
 from .models.core import *
 from .models.unet import *
+from .models.gan import *
 from .feature_loss import *
 from .vision.learner import *
 from .crappify import *
+from .vision.gan import *
 
 # the star-import surface: every public name gathered above
 __all__ = sorted(n for n in dir() if not n.startswith('_'))

@@ -11,7 +11,7 @@ from torch import nn, Tensor
 
 # %% auto #0
 __all__ = ['FlattenedLoss', 'CrossEntropyFlat', 'BCEWithLogitsFlat', 'BCEFlat', 'MSELossFlat', 'L1LossFlat', 'NoopLoss',
-           'WassersteinLoss']
+           'WassersteinLoss', 'AdaptiveLoss']
 
 # %% ../nbs/02_losses.ipynb #da5936c5
 _INT_TARGETS = (torch.uint8, torch.int8, torch.int16, torch.int32)
@@ -107,3 +107,17 @@ class NoopLoss(nn.Module):
 class WassersteinLoss(nn.Module):
     "WGAN critic loss: `real.mean() - fake.mean()`."
     def forward(self, real: Tensor, fake: Tensor) -> Tensor: return real.mean() - fake.mean()
+
+def _expand_target(output: Tensor, target: Tensor, fname: str) -> Tensor:
+    "A (bs,) target repeated along the output's patches: (bs, n)."
+    if target.ndim != 1 or len(target) != len(output):
+        raise ValueError(f'{fname}: expected one target per image, shape ({len(output)},), got {tuple(target.shape)}')
+    return target[:, None].expand(len(output), output[0].numel()).reshape(output.shape).to(output.dtype)
+
+class AdaptiveLoss(nn.Module):
+    "`crit(output, target)` for a critic with several outputs per image (patches): each one gets the image's target."
+    def __init__(self, crit):
+        super().__init__()
+        self.crit = crit
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        return self.crit(output, _expand_target(output, target, 'AdaptiveLoss'))

@@ -9,10 +9,11 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['accuracy', 'error_rate', 'accuracy_thresh', 'foreground_acc', 'dice', 'dice_per_class', 'imresize', 'rgb_to_y',
-           'psnr', 'ssim', 'PSNR', 'SSIM']
+__all__ = ['accuracy', 'error_rate', 'accuracy_thresh', 'accuracy_thresh_expand', 'foreground_acc', 'dice', 'dice_per_class',
+           'imresize', 'rgb_to_y', 'psnr', 'ssim', 'PSNR', 'SSIM', 'sliced_wasserstein', 'swd']
 
 # %% ../nbs/13_metrics.ipynb #1a94a8cc
 def accuracy(input: Tensor, targs: Tensor) -> Tensor:
@@ -33,6 +34,14 @@ def accuracy_thresh(y_pred: Tensor, y_true: Tensor, thresh: float = 0.5, sigmoid
     # a (bs, H, W) prediction against a (bs, 1, H, W) mask: compare pixel by pixel, never broadcast
     if y_pred.shape != y_true.shape and y_pred.numel() == y_true.numel(): y_true = y_true.reshape(y_pred.shape)
     return ((y_pred > thresh) == y_true.bool()).float().mean()
+
+def accuracy_thresh_expand(y_pred: Tensor, y_true: Tensor, thresh: float = 0.5, sigmoid: bool = True) -> Tensor:
+    "`accuracy_thresh` of a patch critic: each of an image's outputs (bs, n) is compared with its target (bs,)."
+    if y_true.ndim != 1 or len(y_true) != len(y_pred):
+        raise ValueError(f'accuracy_thresh_expand: expected one target per image, shape ({len(y_pred)},), got '
+                         f'{tuple(y_true.shape)}')
+    if sigmoid: y_pred = y_pred.sigmoid()
+    return ((y_pred > thresh) == y_true[:, None].bool()).float().mean()
 
 # %% ../nbs/13_metrics.ipynb #5d49e182
 def _as_mask(target: Tensor) -> Tensor:
@@ -236,3 +245,53 @@ class PSNR(_ImageQuality):
 class SSIM(_ImageQuality):
     "Learner metric: mean MATLAB-style SSIM of the quantised validation predictions; see `ssim`."
     func, base_name = staticmethod(_ssim1), 'ssim'
+
+# %% ../nbs/13_metrics.ipynb #09f8bc83
+def _laplacian_pyramid(x: Tensor, min_size: int = 16) -> list:
+    "Levels of the Laplacian pyramid of images (n, c, h, w): band-pass details, then the coarsest blurred image."
+    k = torch.tensor([1., 4., 6., 4., 1.], dtype=x.dtype, device=x.device)
+    k = (k[:, None] * k[None]) / 256
+    k = k.expand(x.shape[1], 1, 5, 5)
+    def down(t): return F.conv2d(F.pad(t, (2, 2, 2, 2), mode='reflect'), k, groups=t.shape[1])[..., ::2, ::2]
+    levels = []
+    while min(x.shape[-2:]) // 2 >= min_size:
+        small = down(x)
+        levels.append(x - F.interpolate(small, size=x.shape[-2:], mode='bilinear', align_corners=False))
+        x = small
+    return levels + [x]
+
+def _patch_descriptors(x: Tensor, n_patches: int, size: int, gen: torch.Generator) -> Tensor:
+    "`n_patches` random `size`×`size` patches of each image, flattened and normalised per channel: (n·n_patches, c·size²)."
+    n, c, h, w = x.shape
+    ys = torch.randint(0, h - size + 1, (n, n_patches), generator=gen)
+    xs = torch.randint(0, w - size + 1, (n, n_patches), generator=gen)
+    windows = x.unfold(2, size, 1).unfold(3, size, 1)                       # (n, c, h', w', size, size)
+    d = windows[torch.arange(n)[:, None], :, ys, xs]                       # (n, n_patches, c, size, size)
+    d = d.reshape(-1, c, size * size)
+    d = (d - d.mean(dim=(0, 2), keepdim=True)) / (d.std(dim=(0, 2), keepdim=True) + 1e-8)
+    return d.reshape(len(d), -1)
+
+def sliced_wasserstein(a: Tensor, b: Tensor, n_dirs: int = 512, n_repeat: int = 4, gen: torch.Generator | None = None) -> float:
+    "The sliced Wasserstein distance of two samples (n, d) of the same size: the mean 1-D W1 over random directions."
+    if a.shape != b.shape or a.ndim != 2: raise ValueError(f'sliced_wasserstein: two (n, d) samples of one shape, got {tuple(a.shape)}, {tuple(b.shape)}')
+    total = 0.
+    for _ in range(n_repeat):
+        dirs = torch.randn(a.shape[1], n_dirs, generator=gen, dtype=a.dtype)
+        dirs = dirs / dirs.norm(dim=0, keepdim=True)
+        pa, pb = (a @ dirs).sort(dim=0).values, (b @ dirs).sort(dim=0).values
+        total += float((pa - pb).abs().mean())
+    return total / n_repeat
+
+def swd(real, fake, n_patches: int = 128, patch_size: int = 7, min_size: int = 16, seed: int = 0) -> dict:
+    "Multi-scale sliced Wasserstein distance ×10³ between two batches of images (n, c, h, w): per pyramid level and 'avg'."
+    real, fake = (torch.as_tensor(t).detach().cpu().double() for t in (real, fake))
+    if real.ndim != 4 or real.shape != fake.shape:
+        raise ValueError(f'swd: real and fake must be image batches (n, c, h, w) of one shape, got {tuple(real.shape)} and {tuple(fake.shape)}')
+    if not (torch.isfinite(real).all() and torch.isfinite(fake).all()): raise ValueError('swd: the images hold non-finite values')
+    gen = torch.Generator().manual_seed(seed)
+    res = {}
+    for lr_, lf in zip(_laplacian_pyramid(real, min_size), _laplacian_pyramid(fake, min_size)):
+        da, db = (_patch_descriptors(t, n_patches, patch_size, gen) for t in (lr_, lf))
+        res[lr_.shape[-1]] = 1e3 * sliced_wasserstein(da, db, gen=gen)
+    res['avg'] = sum(res.values()) / len(res)
+    return res

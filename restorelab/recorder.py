@@ -47,17 +47,25 @@ class Recorder(Callback):
     def __init__(self):
         self.lrs, self.moms, self.losses, self.val_losses, self.metrics, self.nb_batches = [], [], [], [], [], []
         self.values, self.smooth_loss, self.start_time = [], float('nan'), None
+        self.loss_parts, self._columns = {}, []   # name -> ([batch index], [value]); callbacks with `column_names`
 
     def _metric_objs(self, learn):
         return [m if hasattr(m, 'accumulate') else AvgMetric(m) for m in listify(learn.metrics)]
     @property
     def metrics_names(self): return [m.name for m in self._metrics]
     @property
-    def names(self): return ['epoch', 'train_loss', 'valid_loss', *self.metrics_names, 'time']
+    def names(self):
+        return ['epoch', 'train_loss', 'valid_loss', *self.metrics_names, *[n for cb in self._columns for n in cb.column_names], 'time']
+    def add_loss_part(self, name: str, value: float):
+        "Record `value` of the loss part `name` (a GAN's gen_loss ...) at the current training batch, for `plot_losses`."
+        idx, vals = self.loss_parts.setdefault(name, ([], []))
+        idx.append(len(self.losses)); vals.append(float(value))
 
     def before_fit(self, learn):
         learn.recorder = self
         self._metrics = self._metric_objs(learn)
+        # callbacks that report per-epoch values of their own (a GAN's gen_loss and disc_loss) get columns
+        self._columns = [cb for cb in learn.cbs if getattr(cb, 'column_names', None)]
         self._smoother = SmoothenValue(0.98)
     def before_epoch(self, learn): self.start_time, self._n_batches = time.time(), 0
     def after_batch(self, learn):
@@ -84,7 +92,7 @@ class Recorder(Callback):
         if valid is not None:
             self.val_losses.append(valid[0]); self.metrics.append(valid[1:])
         row = [learn.epoch, self.smooth_loss, *(valid if valid is not None else [None] * (1 + len(self._metrics))),
-               time.time() - self.start_time]
+               *[v for cb in self._columns for v in cb.column_values()], time.time() - self.start_time]
         self.values.append(row)
         self.last_valid = None
 
@@ -114,11 +122,14 @@ class Recorder(Callback):
                 ax.plot(lr[idx], l[idx], markersize=10, marker='o', color='red')
         return fig if return_fig else None
     def plot_losses(self, skip_start: int = 0, skip_end: int = 0, return_fig: bool = None):
-        "Training loss per batch and validation loss per epoch."
+        "Training loss per batch (and the loss parts callbacks recorded), validation loss per epoch."
         fig, ax = self._fig()
         n = len(self.losses)
         its = np.arange(n)[skip_start:n - skip_end]
         ax.plot(its, np.array(self.losses)[skip_start:n - skip_end], label='Train')
+        for name, (idx, vals) in self.loss_parts.items():   # e.g. a GAN's generator and critic losses
+            keep = [(i, v) for i, v in zip(idx, vals) if skip_start <= i < n - skip_end]
+            if keep: ax.plot(*zip(*keep), label=name)
         if self.val_losses:
             ax.plot(np.cumsum(self.nb_batches)[:len(self.val_losses)] - 1, self.val_losses, label='Validation')
         ax.set_xlabel('Batches processed'); ax.set_ylabel('Loss'); ax.legend()

@@ -22,6 +22,7 @@ from restorelab.layers import (NormType, ConvLayer, conv_layer, res_block, Seque
 import restorelab.all   # noqa: F401 (every module that registers a model builder)
 from restorelab.models.core import MODEL_BUILDERS, model_spec, model_from_spec
 from restorelab.models.unet import DynamicUnet
+from restorelab.models.gan import gan_critic, basic_generator, basic_critic
 from restorelab.vision.learner import unet_learner
 from restorelab.core import clean_state_dict
 from restorelab.test_utils import synth_segmentation
@@ -123,6 +124,11 @@ def _check_range(low, high):
     def check(m, out): assert out.min() >= low and out.max() <= high
     return check
 
+def _check_gan_critic(m, out):
+    convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+    assert convs and all(parametrize.is_parametrized(c, 'weight') for c in convs)   # spectral norm on every conv
+    assert _has(SelfAttention)(m, out) and not _has(nn.BatchNorm2d)(m, out)
+
 def _check_spectral(m, out): assert parametrize.is_parametrized(m[0], 'weight') and hasattr(m[0].parametrizations.weight[0], '_u')
 def _check_instance(m, out): assert isinstance(m[1], nn.InstanceNorm2d) and m[1].affine
 def _check_bn_last(m, out): assert isinstance(m[1], nn.ReLU) and isinstance(m[2], nn.BatchNorm2d)
@@ -154,6 +160,12 @@ MODEL_CASES = [
     Case('mnist-resnetish', mnist_resnetish(), [((2, 1, 28, 28), (2, 10))]),
     Case('mnist-resnetish-bn_last', mnist_resnetish(bn_1st=False), [((2, 1, 28, 28), (2, 10))]),
     Case('mnist-resnetish-dense', mnist_resnetish(dense=True), [((2, 1, 28, 28), (2, 10))]),
+    # lesson 7's GAN networks (small widths: the checks are about structure, not capacity)
+    Case('gan_critic', lambda: gan_critic(nf=16), [((2, 3, 128, 128), (2, 25)), ((2, 3, 64, 64), (2, 1))],
+         check=_check_gan_critic),
+    Case('basic_generator', lambda: basic_generator(32, 3, noise_sz=16, n_features=8, n_extra_layers=1),
+         [((2, 16, 1, 1), (2, 3, 32, 32))], check=_check_range(-1, 1)),
+    Case('basic_critic', lambda: basic_critic(32, 3, n_features=8, n_extra_layers=1), [((2, 3, 32, 32), (2, 1))]),
 ]
 
 X8 = (2, 4, 8, 8)
