@@ -217,3 +217,14 @@ def test_an_error_in_a_switcher_names_it(tmp_path):
     learn = _gan(tmp_path, switcher=BadSwitcher())
     with pytest.raises(CallbackError, match=r'BadSwitcher\.after_batch failed: ValueError: no phase for you'):
         learn.fit(1, 1e-3)
+
+
+@pytest.mark.filterwarnings('ignore:to_bf16')   # emulated on CPUs without native bfloat16: slow, still right
+def test_a_gan_trains_in_bfloat16_and_channels_last(tmp_path):
+    learn, probe = _gan(tmp_path), Probe()
+    learn.to_bf16().to_channels_last()
+    learn.fit(1, 1e-3, callbacks=[probe])
+    assert {r['gen_mode'] for r in probe.rows} == {True, False}
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+    gen_losses = learn.recorder.loss_parts['gen_loss'][1]
+    assert gen_losses and all(np.isfinite(gen_losses))
