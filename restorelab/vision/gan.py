@@ -20,7 +20,7 @@ from ..data.vision import ImageList
 from ..callback import Callback
 from ..recorder import SmoothenValue
 from ..optimizer import OptimWrapper
-from ..learner import Learner
+from ..learner import Learner, _check_wd
 
 # %% auto #0
 __all__ = ['GANModule', 'GANLoss', 'GANGenLoss', 'GANCritLoss', 'gan_loss_from_func', 'GANOptimizers', 'GANTrainer',
@@ -153,7 +153,6 @@ class GANTrainer(Callback):
 
     def column_values(self) -> list: return [self.last_gen, self.last_crit]
     def before_fit(self, learn):
-        self.learn = learn
         learn.loss_func.autocast = learn._autocast
         self._smooth_gen, self._smooth_crit = SmoothenValue(self.beta), SmoothenValue(self.beta)
         self.last_gen = self.last_crit = None
@@ -258,7 +257,7 @@ class GANLearner(Learner):
     def create_opt(self, lr, wd=None):
         "One `OptimWrapper` for the generator and one for the critic, behind `GANOptimizers`."
         wd = ifnone(wd, self.wd)
-        if not math.isfinite(wd) or wd < 0: raise ValueError(f'weight decay wd={wd!r}: it must be a finite number, 0 or more')
+        _check_wd(wd)
         kw = dict(wd=wd, true_wd=self.true_wd, bn_wd=self.bn_wd)
         gan = unwrap_model(self.model)
         self.opt = GANOptimizers(OptimWrapper(self.opt_func, [gan.generator], lr, **kw),
