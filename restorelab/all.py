@@ -43,6 +43,8 @@ from .layers import *
 from .models.core import *
 from .models.unet import *
 from .models.gan import *
+from .models.srresnet import *
+from .models.style import *
 from .feature_loss import *
 from .vision.learner import *
 from .crappify import *

@@ -94,10 +94,12 @@ def loss_from_spec(spec: dict | None):
 # %% ../nbs/17_export.ipynb #70c9de35
 def export_learner(learn, fname) -> Path:
     "Write `learn`'s model spec, weights and data description to `fname`, atomically; the path written."
-    spec = getattr(learn, 'model_spec', None)
+    # a model that carries its own recipe (SrResnet, StyleResnet) first: it stays right if `learn.model` is replaced
+    spec = getattr(unwrap_model(learn.model), 'model_spec', None) or getattr(learn, 'model_spec', None)
     if spec is None:
-        raise ValueError('export: this model was not built by unet_learner or cnn_learner, so there is no recipe to '
-                         'rebuild it; save its weights with learn.save() and build it yourself')
+        raise ValueError('export: this model was not built by unet_learner or cnn_learner, nor is it a model that carries '
+                         'its recipe (SrResnet, StyleResnet), so there is no recipe to rebuild it; save its weights with '
+                         'learn.save() and build it yourself')
     state = {k: v.detach().cpu() for k, v in unwrap_model(learn.model).state_dict().items()}
     bad = non_finite(state)
     if bad:   # a model that predicts NaN everywhere: `restore` would write black images with it

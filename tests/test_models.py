@@ -129,6 +129,16 @@ def _check_gan_critic(m, out):
     assert convs and all(parametrize.is_parametrized(c, 'weight') for c in convs)   # spectral norm on every conv
     assert _has(SelfAttention)(m, out) and not _has(nn.BatchNorm2d)(m, out)
 
+def _check_srresnet_icnr(m, out):
+    "Every upsampling stage (conv + PixelShuffle) starts as nearest-neighbour upsampling: constant 2x2 cells."
+    up = m.features[m.upsample_idx]
+    x = torch.randn(2, up[0][0].in_channels, 5, 6)
+    with torch.no_grad():
+        for conv, shuffle in zip(up[::2], up[1::2]):
+            x = shuffle(conv(x))
+            cells = x.unfold(2, 2, 2).unfold(3, 2, 2)
+            torch.testing.assert_close(cells, cells[..., :1, :1].expand_as(cells))
+
 def _check_spectral(m, out): assert parametrize.is_parametrized(m[0], 'weight') and hasattr(m[0].parametrizations.weight[0], '_u')
 def _check_instance(m, out): assert isinstance(m[1], nn.InstanceNorm2d) and m[1].affine
 def _check_bn_last(m, out): assert isinstance(m[1], nn.ReLU) and isinstance(m[2], nn.BatchNorm2d)
@@ -166,6 +176,13 @@ MODEL_CASES = [
     Case('basic_generator', lambda: basic_generator(32, 3, noise_sz=16, n_features=8, n_extra_layers=1),
          [((2, 16, 1, 1), (2, 3, 32, 32))], check=_check_range(-1, 1)),
     Case('basic_critic', lambda: basic_critic(32, 3, n_features=8, n_extra_layers=1), [((2, 3, 32, 32), (2, 1))]),
+    # lesson 14's networks: super-resolution at x2 and x4 (odd sizes: every conv is padded), fast style transfer
+    Case('srresnet-x2', _registered('srresnet', nf=16, scale=2, n_res=2),
+         [((2, 3, 9, 13), (2, 3, 18, 26)), ((1, 3, 16, 16), (1, 3, 32, 32))], check=_check_srresnet_icnr),
+    Case('srresnet-x4', _registered('srresnet', nf=16, scale=4, n_res=2), [((2, 3, 9, 13), (2, 3, 36, 52))],
+         check=_check_srresnet_icnr),
+    Case('srresnet-x4-grey', _registered('srresnet', nf=8, scale=4, n_res=1, n_channels=1), [((2, 1, 7, 5), (2, 1, 28, 20))]),
+    Case('style_resnet', _registered('style_resnet'), [_same((2, 3, 50, 70)), _same((1, 3, 64, 64))]),
 ]
 
 X8 = (2, 4, 8, 8)
