@@ -25,6 +25,7 @@ from .core import *
 from .data.external import *
 from .losses import *
 from .data.transforms import *
+from .data.augment import *
 from .data.bunch import *
 from .data.core import *
 from .data.vision import *

@@ -6,9 +6,9 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from restorelab.data.transforms import (apply_tfms, apply_tfms_batch, brightness, can_batch, contrast, crop,
-                                        crop_pad, dihedral, flip_lr, flip_vert, get_transforms, pad,
-                                        rand_crop, rand_pad, rand_zoom, rotate, symmetric_warp, zoom)
+from restorelab.data.transforms import (apply_tfms, apply_tfms_batch, can_batch, crop, crop_pad, dihedral, flip_lr,
+                                        flip_vert, pad, rand_crop, rand_pad)
+from restorelab.data.augment import brightness, contrast, get_transforms, rand_zoom, rotate, symmetric_warp, zoom
 from restorelab.data.bunch import Normalize, imagenet_stats
 
 # every constructor, with non-default arguments where that exercises more code
