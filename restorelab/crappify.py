@@ -12,10 +12,11 @@ from PIL import Image as PILImage, ImageDraw, ImageFilter
 
 from .core import atomic_write, ifnone, parallel, show_image, subplots
 from .data.vision import get_image_files
+from .metrics import imresize
 
 # %% auto #0
 __all__ = ['resize_to', 'derive_seed', 'CrappifyState', 'CrappifyStep', 'ResizeShort', 'DrawQuality', 'JPEG', 'GaussianBlur',
-           'GaussianNoise', 'Crappifier', 'crappify_folder']
+           'GaussianNoise', 'Downscale', 'Crappifier', 'crappify_folder']
 
 # %% ../nbs/41_crappify.ipynb #7c4a5e83
 def resize_to(img, targ_sz: int, use_min: bool = False) -> tuple:
@@ -116,6 +117,18 @@ class GaussianNoise(CrappifyStep):
         arr = np.asarray(img, dtype=np.float32)
         arr = arr + gen.normal(0., state.params['noise_sigma'], arr.shape).astype(np.float32)
         return PILImage.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), img.mode)
+
+# %% ../nbs/41_crappify.ipynb #2039244a
+class Downscale(CrappifyStep):
+    "The benchmarks' LR image: crop to multiples of `scale` (bottom, right), then shrink by `scale` with MATLAB's bicubic."
+    def __init__(self, scale: int = 2):
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
+            raise ValueError(f'Downscale: scale must be a whole number >= 2, got {scale!r}')
+        self.scale = scale
+    def __call__(self, img, state=None):
+        s, (w, h) = self.scale, img.size
+        if w < s or h < s: raise ValueError(f'Downscale: the image is {w}x{h} pixels, smaller than scale={s}')
+        return PILImage.fromarray(imresize(np.asarray(img.convert('RGB').crop((0, 0, w - w % s, h - h % s))), 1 / s))
 
 # %% ../nbs/41_crappify.ipynb #176da91c
 class Crappifier:

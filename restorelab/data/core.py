@@ -15,7 +15,7 @@ from torch import Tensor
 import inspect
 from ..core import ifnone, listify, get_files
 from ..losses import CrossEntropyFlat, MSELossFlat
-from .transforms import apply_tfms, can_batch, check_size, TFM_ARGS, _to_float, _check_same_size
+from .transforms import can_batch, check_size, check_scale, transform_item, TFM_ARGS, _to_float, _check_same_size
 from .bunch import DataBunch
 
 # %% auto #0
@@ -316,10 +316,11 @@ class LabelList:
     def __repr__(self): return f'{type(self).__name__} ({len(self)} items)\nx: {self.x}\ny: {self.y}\nPath: {self.path}'
 
     def transform(self, tfms=None, tfm_y=None, **kwargs):
-        "Set the transforms (a list) and their arguments (`size`, `resize_method`, `padding_mode`, `mode`)."
+        "Set the transforms (a list) and their arguments (`size`, `resize_method`, `padding_mode`, `mode`, `scale`)."
         unknown = set(kwargs) - set(TFM_ARGS)
         if unknown: raise TypeError(f'transform: unexpected argument(s) {sorted(unknown)}; it takes tfm_y and {", ".join(TFM_ARGS)}')
         if kwargs.get('size') is not None: check_size(kwargs['size'], 'transform: size')
+        check_scale(kwargs.get('scale', 1), ifnone(tfm_y, self.tfm_y), self.y_is_mask, 'transform: scale')
         self.tfms, self.tfmargs = listify(tfms), kwargs
         if tfm_y is not None: self.tfm_y = tfm_y
         if self.tfm_y and not self.y.is_image and not getattr(self.y, 'is_mask', False):
@@ -333,14 +334,8 @@ class LabelList:
 
     def item_tensors(self, i: int):
         "The transformed `(x, y)` tensors of item `i` (uint8 images stay uint8)."
-        x, y = self.x.get_tensor(i), self.y.get_tensor(i)
-        if self.y_is_mask: _check_same_size(x, y, self.x.items[i], self.y.items[i])
-        if self.tfms or self.tfmargs.get('size') is not None:
-            x, y2 = apply_tfms(self.tfms, x, y if self.tfm_y else None, tfm_y=self.tfm_y, y_is_mask=self.y_is_mask,
-                               **self.tfmargs)
-            if self.tfm_y: y = y2
-        if self.tfm_y and self.y.is_image: _check_same_size(x, y, self.x.items[i], self.y.items[i], 'target')
-        return x, y
+        return transform_item(self.tfms, self.x.get_tensor(i), self.y.get_tensor(i), self.x.items[i], self.y.items[i],
+                              tfm_y=self.tfm_y, y_is_mask=self.y_is_mask, y_is_image=self.y.is_image, **self.tfmargs)
 
     def __getitem__(self, idx):
         if isinstance(idx, (int, np.integer)):
@@ -352,7 +347,7 @@ class LabelList:
 
     def batch_tensors(self):
         "All `(x, y)` as two stacked tensors when both lists can give them and the transforms run on batches, else None."
-        if not can_batch(self.tfms, size=self.tfmargs.get('size')): return None
+        if not can_batch(self.tfms, size=self.tfmargs.get('size'), scale=self.tfmargs.get('scale', 1)): return None
         xs = self.x.tensors()
         if xs is None: return None
         ys = self.y.tensors()

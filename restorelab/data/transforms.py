@@ -16,8 +16,9 @@ from torchvision.transforms.v2 import functional as TF
 from ..core import ifnone, is_listy, listify
 
 # %% auto #0
-__all__ = ['TFM_ARGS', 'pad', 'check_size', 'RandTransform', 'apply_tfms', 'can_batch', 'apply_tfms_batch', 'Pad', 'Crop', 'crop',
-           'crop_pad', 'rand_crop', 'rand_pad', 'Flip', 'flip_lr', 'flip_vert', 'dihedral']
+__all__ = ['TFM_ARGS', 'pad', 'check_size', 'RandTransform', 'check_scale', 'apply_tfms', 'transform_item', 'can_batch',
+           'apply_tfms_batch', 'Pad', 'Crop', 'crop', 'crop_pad', 'rand_crop', 'rand_pad', 'Flip', 'flip_lr',
+           'flip_vert', 'dihedral']
 
 # %% ../../nbs/03_data.transforms.ipynb #977c0895
 _pad_modes = {'zeros': 'constant', 'border': 'edge', 'reflection': 'reflect'}    # fastai v1 name -> torchvision name
@@ -116,13 +117,14 @@ def _is_mask(y: Tensor, y_is_mask, t: Tensor) -> bool:
     if isinstance(y, tv_tensors.TVTensor): return isinstance(y, tv_tensors.Mask)
     return not t.is_floating_point() and t.shape[-3] == 1
 
-def _ctx(mode, padding_mode, is_train=True):
+def _ctx(mode, padding_mode, is_train=True, scale: int = 1):
+    "What the transforms need besides their draws; `scale`: the tensor is `scale` times the input's resolution."
     _check_choice(mode, ('bilinear', 'nearest', 'bicubic'), 'mode')
     _check_choice(padding_mode, _pad_modes, 'padding_mode')
-    return SimpleNamespace(mode=mode, padding_mode=padding_mode, is_train=is_train, size=None)
+    return SimpleNamespace(mode=mode, padding_mode=padding_mode, is_train=is_train, size=None, scale=scale)
 
-def _run(tfms: list, x: Tensor, y, y_mask: bool, ctx):
-    "Apply sorted `tfms` to `x` [N,C,H,W] and `y` (or None) with one draw per sample, shared by x and y."
+def _run(tfms: list, x: Tensor, y, y_mask: bool, ctx, ctx_y=None):
+    "Apply sorted `tfms` to `x` [N,C,H,W] and `y` (or None, with `ctx_y`) with one draw per sample, shared by x and y."
     groups = []
     for t in tfms:
         key = getattr(t, 'fuse', None)
@@ -136,7 +138,8 @@ def _run(tfms: list, x: Tensor, y, y_mask: bool, ctx):
         ps = [t.draw(len(x)) for t in g]
         x = g[0].apply_group(g, ps, x, False, ctx)
         gy = [(t, p) for t, p in zip(g, ps) if t.use_on_y]
-        if y is not None and gy: y = gy[0][0].apply_group([t for t, _ in gy], [p for _, p in gy], y, y_mask, ctx)
+        if y is not None and gy:
+            y = gy[0][0].apply_group([t for t, _ in gy], [p for _, p in gy], y, y_mask, ifnone(ctx_y, ctx))
     return x, y
 
 def _fit_size(hw, target, method: str) -> tuple:
@@ -145,38 +148,80 @@ def _fit_size(hw, target, method: str) -> tuple:
     ratio = (min if method == 'crop' else max)(hw[0] / target[0], hw[1] / target[1])
     return round(hw[0] / ratio), round(hw[1] / ratio)
 
+def check_scale(scale, tfm_y: bool = True, y_is_mask: bool = False, where: str = 'scale') -> int:
+    "`scale` (how many times the input's size an image target is) when it is a whole number >= 1 that can apply, else an error."
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f'{where}={scale!r}: the scale of the target is a whole number >= 1 (2 for a target twice the input)')
+    if scale != 1 and (not tfm_y or y_is_mask):
+        raise ValueError(f'{where}={scale}: a target at another scale must be an image transformed with its input (tfm_y=True)')
+    return scale
+
 def apply_tfms(tfms, x: Tensor, y=None, *, size=None, tfm_y: bool = False, resize_method=None, mode: str = 'bilinear',
-               padding_mode: str = 'reflection', mult: int = None, is_train: bool = True, y_is_mask: bool = None):
-    "Apply `tfms` to one item `x` (CHW) and, when `tfm_y`, to its target `y` with the same random draw; gives (x, y)."
+               padding_mode: str = 'reflection', mult: int = None, is_train: bool = True, y_is_mask: bool = None,
+               scale: int = 1):
+    """Apply `tfms` to one item `x` (CHW) and, when `tfm_y`, to its target `y` with the same random draw; gives (x, y).
+    An image target `scale` times the input's size gets the same geometry at its own scale (`size` is the input's)."""
     if not isinstance(x, Tensor) or x.ndim != 3: raise ValueError('apply_tfms: x must be a CHW tensor')
     tfms, do_y, ctx = _flat(tfms), tfm_y and isinstance(y, Tensor), _ctx(mode, padding_mode, is_train)
     xb, yb, y_mask = x.as_subclass(Tensor)[None], None, False
     if do_y:
         yb = y.as_subclass(Tensor)[(None, None) if y.ndim == 2 else None]     # an HW mask gets a channel for the ride
         y_mask = _is_mask(y, y_is_mask, yb)
+    check_scale(scale, where='apply_tfms: scale')   # (an input alone ignores it: a test item, `predict`)
+    if do_y and scale != 1:
+        check_scale(scale, True, y_mask, 'apply_tfms: scale')
+        _check_same_size(x, y, 'the input', 'the target', 'target', scale, 'apply_tfms')
+        if any(isinstance(t, v2.Transform) for t in tfms):   # they would move both tensors by the same pixels
+            raise ValueError('apply_tfms: torchvision transforms cannot move a target at another scale (scale != 1)')
+    ctx_y = _ctx(mode, padding_mode, is_train, scale)
     if size is not None:
         check_size(size)
         method = getattr(resize_method, 'name', ifnone(resize_method, 'squish' if is_listy(size) else 'crop')).lower()
         _check_choice(method, ('crop', 'pad', 'squish', 'no'), 'resize_method')
-        ctx.size = tuple(int(s / mult + 0.5) * mult for s in _pair(size)) if mult else _pair(size)
-        xb = _resize(xb, _fit_size(xb.shape[-2:], ctx.size, method), False, mode)
-        if do_y: yb = _resize(yb, _fit_size(yb.shape[-2:], ctx.size, method), y_mask, mode)
+        ctx.size = ctx_y.size = tuple(int(s / mult + 0.5) * mult for s in _pair(size)) if mult else _pair(size)
+        hw = _fit_size(xb.shape[-2:], ctx.size, method)
+        xb = _resize(xb, hw, False, mode)
+        # a target of the input's scale is fitted to `size` on its own (lesson 7's small crappy input, big target);
+        # one at another scale follows the input exactly, at `scale` times its size
+        if do_y: yb = _resize(yb, _fit_size(yb.shape[-2:], ctx.size, method) if scale == 1 else (hw[0] * scale, hw[1] * scale),
+                              y_mask, mode)
         if not any(isinstance(t, Crop) for t in tfms): tfms = _flat(tfms + [crop_pad(padding_mode=padding_mode)])
-    xb, yb = _run(tfms, xb, yb, y_mask, ctx)
+    xb, yb = _run(tfms, xb, yb, y_mask, ctx, ctx_y)
     return xb[0], (yb.reshape(y.shape[:-2] + yb.shape[-2:]) if do_y else y)
 
-TFM_ARGS = ('size', 'resize_method', 'padding_mode', 'mode')   # what `apply_tfms` takes from a list's `transform`
+TFM_ARGS = ('size', 'resize_method', 'padding_mode', 'mode', 'scale')   # what `apply_tfms` takes from a list's `transform`
 
-def _check_same_size(x: Tensor, y: Tensor, x_item, y_item, what='mask'):
-    "A mask (before the transforms) or a `tfm_y` target (after them) must have its input's size: never resize silently."
-    if x.shape[-2:] == y.shape[-2:]: return
-    hint = '' if what == 'mask' else ' after the transforms (tfm_y=True: pass `size=` to resize both, or tfm_y=False)'
-    raise ValueError(f"{what} {y_item} is {y.shape[-2]}x{y.shape[-1]} but its {'image' if what == 'mask' else 'input'} "
-                     f"{x_item} is {x.shape[-2]}x{x.shape[-1]}{hint}")
+def _check_same_size(x: Tensor, y: Tensor, x_item, y_item, what='mask', scale: int = 1, where: str = ''):
+    "A mask (before the transforms) or a `tfm_y` target (after them) must have its input's size (× `scale`): never resize silently."
+    (h, w), (yh, yw) = x.shape[-2:], y.shape[-2:]
+    if (yh, yw) == (h * scale, w * scale): return
+    hint = ('' if what == 'mask' else f' with scale={scale}, which needs {h * scale}x{w * scale}' if scale != 1
+            else ' after the transforms (tfm_y=True: pass `size=` to resize both, or tfm_y=False)')
+    raise ValueError(f"{where + ': ' if where else ''}{what} {y_item} is {yh}x{yw} but its "
+                     f"{'image' if what == 'mask' else 'input'} {x_item} is {h}x{w}{hint}")
 
-def can_batch(tfms, size=None) -> bool:
-    "True when `apply_tfms_batch` can do the work: every transform has a batched form and no resize is asked."
-    return size is None and all(isinstance(t, RandTransform) and t.batched for t in _flat(tfms))
+def transform_item(tfms, x: Tensor, y, x_item, y_item, *, tfm_y: bool = False, y_is_mask: bool = False,
+                   y_is_image: bool = False, **tfmargs) -> tuple:
+    """`(x, y)` of one labelled item through `tfms` with the `apply_tfms` arguments `tfmargs`, sizes checked: a mask has its
+    image's size, a `tfm_y` image target its input's, or `scale` times it (the target may then have up to `scale - 1` more
+    rows and columns, which are cropped off the bottom and right, as the super-resolution benchmarks' `modcrop`)."""
+    scale = tfmargs.get('scale', 1)
+    if y_is_mask: _check_same_size(x, y, x_item, y_item)
+    elif tfm_y and scale != 1 and isinstance(y, Tensor):
+        (h, w), (yh, yw) = x.shape[-2:], y.shape[-2:]
+        if (yh // scale, yw // scale) != (h, w):
+            raise ValueError(f'target {y_item} is {yh}x{yw} but its input {x_item} is {h}x{w}: with scale={scale} the '
+                             f'target must be {h * scale}x{w * scale} (or up to {scale - 1} more rows and columns)')
+        y = y[..., :h * scale, :w * scale]
+    if tfms or tfmargs.get('size') is not None:
+        x, y2 = apply_tfms(tfms, x, y if tfm_y else None, tfm_y=tfm_y, y_is_mask=y_is_mask, **tfmargs)
+        if tfm_y: y = y2
+    if tfm_y and y_is_image: _check_same_size(x, y, x_item, y_item, 'target', scale)
+    return x, y
+
+def can_batch(tfms, size=None, scale: int = 1) -> bool:
+    "True when `apply_tfms_batch` can do the work: every transform has a batched form, no resize and no other scale is asked."
+    return size is None and scale == 1 and all(isinstance(t, RandTransform) and t.batched for t in _flat(tfms))
 
 def apply_tfms_batch(tfms, xb: Tensor, yb=None, *, tfm_y: bool = False, mode: str = 'bilinear',
                      padding_mode: str = 'reflection', y_is_mask: bool = None):
@@ -198,7 +243,8 @@ class Pad(RandTransform):
     def __init__(self, padding, mode: str = 'reflection'):
         _check_choice(mode, _pad_modes, 'pad: mode')
         super().__init__(padding=padding, mode=mode)
-    def apply(self, t, params, is_mask, ctx): return _pad(t, *_pair(self.padding), self.mode, is_mask)
+    def apply(self, t, params, is_mask, ctx):
+        return _pad(t, *(p * ctx.scale for p in _pair(self.padding)), self.mode, is_mask)   # input pixels, at t's scale
 
 pad = Pad
 
@@ -223,15 +269,19 @@ class Crop(RandTransform):
         do = torch.rand(n) < self.p      # not drawn: centred, so the output size never depends on p
         return {k: torch.where(do, _uniform(pct, n), 0.5) for k, pct in (('row', self.row_pct), ('col', self.col_pct))}
     def apply(self, t, params, is_mask, ctx):
-        (h, w), (rows, cols) = t.shape[-2:], _pair(ifnone(self.size, ifnone(ctx.size, t.shape[-2:])))
+        # sizes and offsets in the input's pixels: a target at `s` times its scale is cropped at s times them
+        s = ctx.scale
+        (h, w) = (n // s for n in t.shape[-2:])
+        rows, cols = _pair(ifnone(self.size, ifnone(ctx.size, (h, w))))
         if h < rows or w < cols:
             if self.padding_mode is None: raise ValueError(f'crop: the image is {h}×{w}, smaller than {rows}×{cols}')
-            t = _pad(t, max((rows - h + 1) // 2, 0), max((cols - w + 1) // 2, 0), self.padding_mode, is_mask)
-            h, w = t.shape[-2:]
+            t = _pad(t, max((rows - h + 1) // 2, 0) * s, max((cols - w + 1) // 2, 0) * s, self.padding_mode, is_mask)
+            h, w = (n // s for n in t.shape[-2:])
         if (h, w) == (rows, cols): return t
         row, col = (params['row'], params['col']) if ctx.is_train else (torch.full_like(params['row'], 0.5),) * 2
         r0 = ((h - rows + 1) * row.clamp(0, 1 - 1e-7)).long()      # int((H - rows + 1) * pct), as fastai v1
-        return _crop_at(t, r0, ((w - cols + 1) * col.clamp(0, 1 - 1e-7)).long(), rows, cols)
+        c0 = ((w - cols + 1) * col.clamp(0, 1 - 1e-7)).long()
+        return _crop_at(t, r0 * s, c0 * s, rows * s, cols * s)
 
 def crop(size, row_pct=0.5, col_pct=0.5):
     "Crop to `size` at `row_pct`, `col_pct` (a (lo, hi) pct is random per item); the image must be at least `size`."
