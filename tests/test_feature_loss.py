@@ -163,15 +163,21 @@ def test_lesson_unet_learner_call(tmp_path, lesson_vgg):
     assert _hooks_on(vgg_m) == 0 and _hooks_on(learn.model) == 0
 
 
-def test_hundred_fits_leave_no_hooks_and_no_growth(tmp_path):
-    "Each fit gets a new FeatureLoss on a shared VGG (re-running the lesson's cells); nothing accumulates."
+# lesson 7's FeatureLoss, lesson 14's (pixels / 100, no Gram terms) and lesson 14's style-transfer CombinedLoss
+LOSSES = {'feature-lesson7': lambda m: rl.FeatureLoss(m, (5, 12), (5, 15)),
+          'feature-lesson14': lambda m: rl.FeatureLoss(m, (5, 12), (0.2, 0.7), pixel_wgt=0.01, gram_wgt=0),
+          'combined-lesson14': lambda m: rl.CombinedLoss(m, (5, 12), torch.randn(3, 8, 8), 1e4, (0.025, 0.275), ct_idx=1)}
+
+@pytest.mark.parametrize('make_loss', LOSSES.values(), ids=LOSSES.keys())
+def test_hundred_fits_leave_no_hooks_and_no_growth(tmp_path, make_loss):
+    "Each fit gets a new loss on a shared VGG (re-running the lessons' cells); nothing accumulates."
     psutil = pytest.importorskip('psutil')
     vgg_m = rl.vgg16_bn_features()[:13]         # up to the second feature layer: quicker, the same kind of hooks
     data = _image_data(tmp_path, n=4, size=8)    # one training and one validation batch of 2
     proc = psutil.Process()
 
     def one_fit():
-        feat_loss = rl.FeatureLoss(vgg_m, (5, 12), (5, 15))
+        feat_loss = make_loss(vgg_m)
         learn = Learner(data, nn.Conv2d(3, 3, 3, padding=1), loss_func=feat_loss, callback_fns=LossMetrics, silent=True)
         learn.fit(1, 1e-3)
         assert _hooks_on(vgg_m) == 0
