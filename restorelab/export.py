@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_export.ipynb #6b78e36f
 from __future__ import annotations
-import warnings
+import enum, warnings
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ VERSION = 1
 
 def plain(obj, where: str = 'value'):
     "`obj` as plain data (None, bool, int, float, str, lists and str-keyed dicts); a `TypeError` naming `where` if it can't be."
+    if isinstance(obj, enum.Enum): return obj.name   # (an IntEnum is an int too, but it would be pickled as its class)
     if obj is None or isinstance(obj, (bool, int, float, str)): return obj
     if isinstance(obj, Path): return str(obj)
     if hasattr(obj, 'tolist') and (not isinstance(obj, torch.Tensor) or obj.numel() <= 10_000): return obj.tolist()

@@ -5,6 +5,7 @@
 # %% ../../nbs/03_data.transforms.ipynb #791a2f1f
 from __future__ import annotations
 import math
+from enum import IntEnum
 from types import SimpleNamespace
 
 import torch
@@ -16,9 +17,9 @@ from torchvision.transforms.v2 import functional as TF
 from ..core import ifnone, is_listy, listify
 
 # %% auto #0
-__all__ = ['TFM_ARGS', 'pad', 'check_size', 'RandTransform', 'check_scale', 'apply_tfms', 'transform_item', 'can_batch',
-           'apply_tfms_batch', 'Pad', 'Crop', 'crop', 'crop_pad', 'rand_crop', 'rand_pad', 'Flip', 'flip_lr',
-           'flip_vert', 'dihedral']
+__all__ = ['TFM_ARGS', 'pad', 'check_size', 'RandTransform', 'ResizeMethod', 'check_scale', 'apply_tfms', 'transform_item',
+           'can_batch', 'apply_tfms_batch', 'Pad', 'Crop', 'crop', 'crop_pad', 'rand_crop', 'rand_pad', 'Flip',
+           'flip_lr', 'flip_vert', 'dihedral']
 
 # %% ../../nbs/03_data.transforms.ipynb #977c0895
 _pad_modes = {'zeros': 'constant', 'border': 'edge', 'reflection': 'reflect'}    # fastai v1 name -> torchvision name
@@ -141,6 +142,10 @@ def _run(tfms: list, x: Tensor, y, y_mask: bool, ctx, ctx_y=None):
         if y is not None and gy:
             y = gy[0][0].apply_group([t for t, _ in gy], [p for _, p in gy], y, y_mask, ifnone(ctx_y, ctx))
     return x, y
+
+class ResizeMethod(IntEnum):
+    "fastai v1's `resize_method` names: CROP (fit the short side, crop), PAD (fit the long side, pad), SQUISH, NO (crop only)."
+    CROP, PAD, SQUISH, NO = 1, 2, 3, 4
 
 def _fit_size(hw, target, method: str) -> tuple:
     "The size an image of size `hw` is resized to before it is cropped (or padded) to `target` (fastai v1's rule)."
