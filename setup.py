@@ -34,7 +34,7 @@ setuptools.setup(
     ],
     packages=setuptools.find_packages(include=['restorelab', 'restorelab.*']),
     include_package_data=True,
-    package_data={'restorelab': ['assets/*']},
+    package_data={'restorelab': ['assets/*.tgz', 'assets/models/*.pth']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + cfg['min_python'],

@@ -50,6 +50,7 @@ from .feature_loss import *
 from .vision.learner import *
 from .crappify import *
 from .vision.gan import *
+from .pretrained import load_pretrained, pretrained_models
 
 # the star-import surface: every public name gathered above
 __all__ = sorted(n for n in dir() if not n.startswith('_'))

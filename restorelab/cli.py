@@ -20,6 +20,7 @@ from .core import atomic_write
 from PIL import Image as PILImage
 from .data.vision import open_image, get_image_files, ImageReadError
 from .vision.learner import load_learner
+from .pretrained import pretrained_models, pretrained_file
 
 # %% auto #0
 __all__ = ['mnist_resnet', 'run_demo', 'restore_folder', 'main']
@@ -103,8 +104,9 @@ def _display_info(fn) -> tuple:
 
 def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 64, overwrite: bool = False,
                    device=None, quality: int = 95, show_progress: bool = True) -> dict:
-    "Restore the images under `in_dir` into `out_dir` with the learner exported to `model_file`; a summary dict."
-    in_dir, out_dir, model_file = Path(in_dir), Path(out_dir), Path(model_file)
+    "Restore the images under `in_dir` into `out_dir` with the learner exported to `model_file` (or a shipped model's name)."
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    model_file = _model_path(model_file)
     if not in_dir.is_dir(): raise FileNotFoundError(f'restore: input folder {in_dir} does not exist')
     if out_dir.exists() and not out_dir.is_dir(): raise NotADirectoryError(f'restore: the output {out_dir} is a file, not a folder')
     if _is_within(out_dir, in_dir):
@@ -153,6 +155,20 @@ def restore_folder(in_dir, out_dir, model_file, tile: int = 512, overlap: int = 
     return dict(restored=done, skipped=skipped, failed=failed)
 
 # %% ../nbs/90_cli.ipynb #223b2e15
+def _model_path(model) -> Path:
+    "The export file `model`, or the file of the shipped model of that name (`srresnet-x4`); it must exist."
+    path = Path(model)
+    if path.is_file(): return path
+    if path.suffix or path.parent != Path('.'):   # a path, not a name: say the file is missing
+        raise FileNotFoundError(f'restore: no model file {path}')
+    return pretrained_file(str(model))
+
+def _list_models() -> str:
+    "The shipped models, one per line with what their `info` says."
+    models = pretrained_models()
+    if not models: return 'no trained models ship with this installation'
+    return '\n'.join(f'{name}: ' + '; '.join(f'{k}: {v}' for k, v in info.items()) for name, info in models.items())
+
 def _positive(kind):
     "An argparse type: a `kind` number above 0, or a clear usage error."
     def parse(text):
@@ -181,9 +197,10 @@ def main(argv=None):
     demo.add_argument('--bs', type=_positive(int), default=128)
     demo.add_argument('--lr', type=_positive(float), default=0.05)
     rest = sub.add_parser('restore', help='restore a folder of images with a model written by learn.export()')
-    rest.add_argument('in_dir', help='folder of images to restore (searched recursively; never written to)')
-    rest.add_argument('out_dir', help='where the restored images go, with the same relative names')
-    rest.add_argument('--model', required=True, help='the file learn.export() wrote')
+    rest.add_argument('in_dir', nargs='?', help='folder of images to restore (searched recursively; never written to)')
+    rest.add_argument('out_dir', nargs='?', help='where the restored images go, with the same relative names')
+    rest.add_argument('--model', help='the file learn.export() wrote, or the name of a shipped model (see --list-models)')
+    rest.add_argument('--list-models', action='store_true', help='list the trained models that ship with restorelab')
     rest.add_argument('--tile', type=_positive(int), default=512, help='tile size in pixels (memory use grows with its square)')
     rest.add_argument('--overlap', type=_non_negative_int, default=64, help='overlap between tiles in pixels')
     rest.add_argument('--overwrite', action='store_true', help='redo images whose output already exists')
@@ -194,7 +211,11 @@ def main(argv=None):
         except (OSError, ValueError, RuntimeError) as e:   # an output folder that can't be written, no data ...
             print(f'restorelab demo: {e}', file=sys.stderr); return 2
         return 0 if res['accuracy'] is not None else 1
+    if args.command == 'restore' and args.list_models:
+        print(_list_models()); return 0
     if args.command == 'restore':
+        missing = [name for name, v in (('IN_DIR', args.in_dir), ('OUT_DIR', args.out_dir), ('--model', args.model)) if not v]
+        if missing: rest.error(f'{", ".join(missing)} required (or --list-models)')
         try: res = restore_folder(args.in_dir, args.out_dir, args.model, tile=args.tile, overlap=args.overlap,
                                   overwrite=args.overwrite, device=args.device)
         except (OSError, ValueError, RuntimeError, TypeError) as e:   # unreadable model, full or read-only disk ...

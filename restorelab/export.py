@@ -93,8 +93,10 @@ def loss_from_spec(spec: dict | None):
     return _LOSSES[spec['name']](axis=spec.get('axis', -1))
 
 # %% ../nbs/17_export.ipynb #70c9de35
-def export_learner(learn, fname) -> Path:
-    "Write `learn`'s model spec, weights and data description to `fname`, atomically; the path written."
+def export_learner(learn, fname, half: bool = False, info: dict | None = None) -> Path:
+    """Write `learn`'s model spec, weights (stored as float16 when `half`: half the size; `load_learner` casts them back to
+    the model's float32) and data description to `fname`, atomically, with `info` (plain data: what the model is,
+    how it was trained); the path written."""
     # a model that carries its own recipe (SrResnet, StyleResnet) first: it stays right if `learn.model` is replaced
     spec = getattr(unwrap_model(learn.model), 'model_spec', None) or getattr(learn, 'model_spec', None)
     if spec is None:
@@ -106,8 +108,10 @@ def export_learner(learn, fname) -> Path:
     if bad:   # a model that predicts NaN everywhere: `restore` would write black images with it
         raise RuntimeError(f'export: refusing to write {fname}: the model holds non-finite values in {bad[:5]}'
                            f'{" ..." if len(bad) > 5 else ""}')
+    if half: state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     obj = dict(format=FORMAT, version=VERSION, model=plain(spec, 'model_spec'), state_dict=state,
                data=data_spec(learn.data), loss=loss_spec(learn.loss_func))
+    if info is not None: obj['info'] = plain(info, 'info')
     return atomic_save(obj, Path(fname))
 
 def read_export(fname) -> dict:

@@ -311,9 +311,9 @@ class Learner(Inference):
         if name.is_absolute(): return name if name.suffix else name.with_suffix('.pth')
         return self.path / self.model_dir / f'{name}.pth'
 
-    def export(self, fname='export.pth') -> Path:
-        "Write what inference needs to `path/fname`: model recipe, weights, data description (no pickled code)."
-        return export_learner(self, self.path/fname)
+    def export(self, fname='export.pth', half: bool = False, info: dict | None = None) -> Path:
+        "Write what inference needs to `path/fname`: recipe, weights (float16 if `half`), data, and `info` (no pickled code)."
+        return export_learner(self, self.path/fname, half=half, info=info)
 
     def save(self, name, with_opt: bool = True, return_path: bool = False):
         "Save the unwrapped model's state_dict (and the optimizer's) to `path/model_dir/name.pth`, atomically."

@@ -141,3 +141,27 @@ def test_style_resnet_exports(folders, tmp_path):
     learn.export('style.pth')
     img = open_image(folders/'hr'/'0.png')
     assert (load_learner(tmp_path, 'style.pth').predict(img)[2] - learn.predict(img)[2]).abs().max() < 1e-5
+
+
+def test_shipped_models_by_name(folders, tmp_path, monkeypatch, capsys):
+    "A model in the package's models folder loads by name: load_pretrained, `restore --model NAME`, `--list-models`."
+    import restorelab.pretrained as pretrained
+    models_dir = tmp_path/'models'
+    learn = Learner(_data(folders, 2, 8), SrResnet(nf=8, scale=2, n_res=1), loss_func=MSELossFlat(), silent=True,
+                    path=tmp_path)
+    learn.export(models_dir/'tiny-x2.pth', half=True, info=dict(data='6 smooth test images', valid_psnr=12.5))
+    monkeypatch.setattr(pretrained, 'MODELS_DIR', models_dir)
+    assert main(['restore', '--list-models']) == 0
+    assert 'tiny-x2: data: 6 smooth test images; valid_psnr: 12.5' in capsys.readouterr().out
+    inf = pretrained.load_pretrained('tiny-x2')
+    img = open_image(folders/'lr_x2'/'0.png')
+    assert inf.predict(img, tile=64)[0].shape == (3, 2 * img.shape[1], 2 * img.shape[2])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        assert main(['restore', str(folders/'lr_x2'), str(tmp_path/'out'), '--model', 'tiny-x2']) == 0
+        assert main(['restore', str(folders/'lr_x2'), str(tmp_path/'out2'), '--model', 'tiny-x3']) == 2
+    assert "no shipped model named 'tiny-x3'; the shipped models are ['tiny-x2']" in capsys.readouterr().err
+    with PILImage.open(tmp_path/'out'/'0.png') as im: assert im.size == (SIZES[0][1] // 2 * 2, SIZES[0][0] // 2 * 2)
+    with pytest.raises(SystemExit):
+        main(['restore', str(folders/'lr_x2')])
+    assert 'OUT_DIR, --model required (or --list-models)' in capsys.readouterr().err

@@ -264,12 +264,12 @@ class GANLearner(Learner):
                                  OptimWrapper(self.opt_func, [gan.critic], lr, **kw), self.gan_trainer)
         return self.opt
 
-    def export(self, fname='export.pth'):
+    def export(self, fname='export.pth', half: bool = False, info: dict | None = None):
         "Export the generator, as the learner it came from would (`load_learner` and `restorelab restore` read it)."
         gen = Learner(self.data, unwrap_model(self.model).generator, loss_func=ifnone(self.gen_loss, NoopLoss()),
                       path=self.path, silent=True)
         gen.model_spec = self.gen_spec
-        return gen.export(fname)
+        return gen.export(fname, half=half, info=info)
 
 # %% ../../nbs/42_vision.gan.ipynb #daae4456
 def noop(x=None, *args, **kwargs):
