@@ -21,9 +21,8 @@ from _unet_restorelab import parse_args, check_data, speed_levers, fit_and_repor
 IMPORT_S = time.perf_counter() - T_START
 
 
-def main():
-    args, name = parse_args(__doc__)
-    t0 = time.perf_counter()
+def pair_data(args, name):
+    "The lesson-7 DataBunch of the orchestrator's `lr/` inputs and `hr/` targets, preloaded, both normalised; checked (gan_step.py too)."
     path = Path(args.path)
     path_lr, path_hr = path/'lr', path/'hr'
     data = (ImageImageList.from_folder(path_lr, preload=True)
@@ -31,8 +30,15 @@ def main():
             .label_from_func(lambda x: path_hr/x.parent.name/x.name)
             .databunch(bs=args.bs, device='cpu')
             .normalize(imagenet_stats, do_y=True))
-    setup_s = time.perf_counter() - t0
     check_data(data, args, name)
+    return data
+
+
+def main():
+    args, name = parse_args(__doc__)
+    t0 = time.perf_counter()
+    data = pair_data(args, name)
+    setup_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     # the lesson's feature loss; vgg16_bn(True) in the lesson, random weights here (same cost per step)

@@ -1,9 +1,10 @@
 """Shared pieces of the U-Net step benchmarks: the settings both libraries use, step timing statistics, the result line.
 
-Imported by `_unet_restorelab.py` / `_superres_restorelab.py` (project venv) and `_unet_fastai.py` / `_superres_fastai.py`
-(bench/.venv-fastai), so it needs only torch and the standard library (and `_common.py`, which needs no more).
+Imported by `_unet_restorelab.py` / `_superres_restorelab.py` / `_gan_restorelab.py` (project venv) and `_unet_fastai.py` /
+`_superres_fastai.py` / `_gan_fastai.py` (bench/.venv-fastai), so it needs only torch and the standard library (and
+`_common.py`, which needs no more).
 """
-import json, os, platform, statistics
+import json, math, os, platform, statistics
 
 import torch
 
@@ -17,6 +18,12 @@ MOMS = (0.95, 0.85)                                         # beta1 0.95 -> 0.85
 # norm_type=NormType.Weight)`, `fit_one_cycle(.., 1e-3, pct_start=0.9)`, feat_loss = FeatureLoss(vgg_m, blocks[2:5], [5, 15, 2])
 SR_N_OUT, SR_WD, SR_PCT_START = 3, 1e-3, 0.9                 # RGB out; same max lr, div, final div and moms as above
 SR_LAYER_IDS, SR_LAYER_WGTS = [22, 32, 42], [5, 15, 2]       # vgg16_bn's ReLUs before the last three max-pools, their weights
+
+# lesson 7's GAN (gan_step.py): generator `unet_learner(data_gen, arch, wd=1e-3, blur=True, norm_type=NormType.Weight,
+# self_attention=True, y_range=(-3., 3.), loss_func=MSELossFlat())`, critic `gan_critic()` with
+# `AdaptiveLoss(nn.BCEWithLogitsLoss())` and wd 1e-3, `GANLearner.from_learners(.., weights_gen=(1., 50.), opt_func=Adam with
+# betas (0, 0.99), wd=1e-3)` + `GANDiscriminativeLR(mult_lr=5.)`, `fit(.., 1e-4)`: a constant learning rate, no one cycle
+GAN_WD, GAN_Y_RANGE, GAN_WEIGHTS_GEN, GAN_BETAS, GAN_MULT_LR, GAN_LR = 1e-3, (-3., 3.), (1., 50.), (0., 0.99), 5., 1e-4
 
 
 def add_args(p):
@@ -36,6 +43,29 @@ def check_batches(n_batches, args, who):
     if n_batches != want:
         raise ValueError(f'{who}: the train loader of {args.path} has {n_batches} batches of {args.bs}, but --warmup {args.warmup} + '
                          f'--steps {args.steps} = {want} are needed (write the data with n_train = {want} * bs)')
+
+
+def gan_steps(step_times, gen_modes, lrs, losses, args, name):
+    """A GAN run's steps split by phase (`gen_modes`: True where a step trained the generator, False the critic; `lrs`: the
+    learning rate it ran at; warm-up included, like `step_times` and `losses`): the median of the timed steps of each phase,
+    how many there were, the last loss of each phase and every step's phase as a letter (G, C), as fields of the result line.
+    Checked: the lesson's learning rates (GAN_LR for the generator, GAN_MULT_LR times it for the critic) and, with strict
+    alternation (FixedGANSwitcher(n_crit=1, n_gen=1)) and an even --steps, as many timed steps of each phase."""
+    if not len(gen_modes) == len(lrs) == len(step_times):
+        raise RuntimeError(f'{name}: {len(gen_modes)} phases and {len(lrs)} learning rates noted for {len(step_times)} steps')
+    for g, lr in zip(gen_modes, lrs):
+        want = GAN_LR * (1 if g else GAN_MULT_LR)
+        if not math.isclose(lr, want, rel_tol=1e-6):
+            raise RuntimeError(f'{name}: a {"generator" if g else "critic"} step ran at lr {lr:g}, expected {want:g}')
+    timed = list(zip(step_times, gen_modes))[args.warmup:]
+    gen, crit = [t for t, g in timed if g], [t for t, g in timed if not g]
+    if not gen or not crit or (args.steps % 2 == 0 and len(gen) != len(crit)):
+        raise RuntimeError(f'{name}: {len(gen)} generator and {len(crit)} critic steps timed; strict alternation gives '
+                           f'{args.steps // 2} of each')
+    last = lambda want: float(next(l for l, g in zip(reversed(losses), reversed(gen_modes)) if g == want))
+    return dict(gen_step_s=round(statistics.median(gen), 4), crit_step_s=round(statistics.median(crit), 4),
+                n_gen=len(gen), n_crit=len(crit), final_gen_loss=round(last(True), 4), final_crit_loss=round(last(False), 4),
+                phases=''.join('G' if g else 'C' for g in gen_modes))
 
 
 def memory_format(model):

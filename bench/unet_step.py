@@ -39,13 +39,14 @@ def write_data(root, args):
     return path, n_train
 
 
-# ---- what every step benchmark shares (superres_step.py imports it) ----
-def parse_args(description, contestants, report):
-    "The options every step benchmark takes (unet_step.py, superres_step.py); `(args, names of the contestants to run)`."
-    p = option_parser(description, rounds=2)
+# ---- what every step benchmark shares (superres_step.py and gan_step.py import it) ----
+def parse_args(description, contestants, report, rounds=2, steps=20, warmup=3, check=None):
+    """The options every step benchmark takes (unet_step.py, superres_step.py, gan_step.py), with the defaults `rounds`, `steps`
+    and `warmup`; `check(parser, args)` adds a benchmark's own checks. `(args, names of the contestants to run)`."""
+    p = option_parser(description, rounds=rounds)
     p.add_argument('--only', default=','.join(contestants), help='comma-separated contestants (default: all three)')
-    p.add_argument('--steps', type=int, default=20, help='timed training steps per run (default 20)')
-    p.add_argument('--warmup', type=int, default=3, help='untimed training steps before them (default 3)')
+    p.add_argument('--steps', type=int, default=steps, help=f'timed training steps per run (default {steps})')
+    p.add_argument('--warmup', type=int, default=warmup, help=f'untimed training steps before them (default {warmup})')
     p.add_argument('--size', type=int, default=128, help='image side in pixels (default 128)')
     p.add_argument('--bs', type=int, default=8, help='batch size (default 8)')
     add_process_options(p)
@@ -57,12 +58,21 @@ def parse_args(description, contestants, report):
         if getattr(args, k) < 1: p.error(f'--{k} must be at least 1 (got {getattr(args, k)})')
     if args.warmup < 0: p.error(f'--warmup must be at least 0 (got {args.warmup})')
     if args.size < 32: p.error(f'--size must be at least 32 (the resnet34 body downsamples 32×), got {args.size}')
+    if check: check(p, args)
     return args, only(p, args.only, contestants)
 
 
-def run_benchmark(args, names, contestants, write_data, prefix):
+def describe_step(r):
+    "The line logged for a successful run of a step benchmark."
+    return (f"  step {r['step_s']:.3f} s (median of {len(r['steps_s'])}), {r['img_s']:.2f} img/s, fetch {r['fetch_ms']:.1f} ms, "
+            f"params {r['params']:,}, peak RSS {r['peak_rss_mb']:.0f} MiB")
+
+
+def run_benchmark(args, names, contestants, write_data, prefix, describe=describe_step, medians=(), firsts=(), speedups=None):
     """Write the data once (`write_data(tmp_folder, args) -> (path, n_train)`) into a temporary folder named `prefix`...,
-    run every contestant once per round, interleaved; a dict of the results, their summary, the machine and n_train."""
+    run every contestant once per round, interleaved; a dict of the results, their summary, the machine and n_train.
+    `describe(result)` is the line logged per run; `medians`, `firsts` and `speedups` (vs fastai-fp32) extend the summary
+    (see `_harness.summarize`) with a benchmark's own fields."""
     start = started()
     runnable, summary = [], {}
     for name in names:
@@ -79,40 +89,44 @@ def run_benchmark(args, names, contestants, write_data, prefix):
         def run(name, rnd):
             python, script, extra, _ = contestants[name]
             return run_one(name, python, script, [*common, '--seed', rnd, *extra], env=env, timeout=args.timeout)
-        describe = lambda r: (f"  step {r['step_s']:.3f} s (median of {args.steps}), {r['img_s']:.2f} img/s, fetch {r['fetch_ms']:.1f} ms, "
-                              f"params {r['params']:,}, peak RSS {r['peak_rss_mb']:.0f} MiB")
         results = run_rounds(args.rounds, runnable, run, describe)
     info = machine_info(results, start)
-    summary.update(summarize(results, runnable, 'step_s', medians=('fetch_ms', 'setup_s', 'build_s', 'import_s', 'final_loss'),
-                             firsts=('params', 'memory_format', 'amp_dtype', 'loss_func', 'optimizer', 'omp_wait_policy'),
-                             images='bs', baseline=BASELINE, speedups=dict(speed_vs_fastai='step_s')))
+    summary.update(summarize(results, runnable, 'step_s',
+                             medians=('fetch_ms', 'setup_s', 'build_s', 'import_s', 'final_loss', *medians),
+                             firsts=('params', 'memory_format', 'amp_dtype', 'loss_func', 'optimizer', 'omp_wait_policy', *firsts),
+                             images='bs', baseline=BASELINE, speedups=dict(speed_vs_fastai='step_s', **(speedups or {}))))
     return dict(results=results, summary=summary, info=info, n_train=n_train)
+
+
+def goal_cell(goal, speed):
+    "A table cell: the goal (a speed relative to fastai-fp32, or None) and whether `speed` met it."
+    if not goal: return '–'
+    return f'≥ {fmt(goal, 1)}×' + ('' if speed is None else (' (met)' if speed >= goal else ' (not met)'))
 
 
 def step_table(names, summary, goals=None):
     "The medians of each contestant, its speed relative to fastai-fp32 (with `goals`: the goal it had to reach), every run's step time."
-    def goal_cell(name, s):
-        goal, speed = goals.get(name), s['speed_vs_fastai']
-        met = '' if goal is None or speed is None else (' (met)' if speed >= goal else ' (not met)')
-        return '≥ ' + fmt(goal, 1) + '×' + met if goal else '–'
     cells = lambda name, s: [name, fmt(s['step_s'], 3), fmt(s['img_s'], 2), times(s['speed_vs_fastai']),
-                             *([goal_cell(name, s)] if goals else []), fmt(s['fetch_ms'], 1), f"{s['params']:,}",
+                             *([goal_cell(goals.get(name), s['speed_vs_fastai'])] if goals else []),
+                             fmt(s['fetch_ms'], 1), f"{s['params']:,}",
                              fmt(s['peak_rss_mb'], 0), fmt(s['setup_s']), fmt(s['build_s']), fmt(s['import_s']), every_run(s, 3)]
     header = ['contestant', 'step s', 'img/s', 'speed vs fastai-fp32', *(['goal'] if goals else []), 'fetch ms', 'params',
               'peak RSS MiB', 'setup s', 'build s', 'import s', 'step s, every run']
     return table(header, 'l' + 'r' * (len(header) - 2) + 'l', summary_rows(names, summary, cells))
 
 
-def speed_lines(names, summary, goals=None, model='', omp=False):
+def speed_lines(names, summary, goals=None, model='', omp=False, steps=(('step_s', ''),)):
     """The bullets under the table: each contestant's speed vs fastai-fp32 worked out (with its goal), the parameter counts side by
-    side and what the processes reported (`model`: what the parameters and weights are of; `omp`: with their OMP_WAIT_POLICY)."""
-    base = summary.get(BASELINE, {}).get('step_s')
+    side and what the processes reported (`model`: what the parameters and weights are of; `omp`: with their OMP_WAIT_POLICY).
+    `steps`: the (summary key, label) of each kind of step to work the speed out for (default: the one step time)."""
     L = []
-    for name in names:
-        s, goal = summary.get(name, {}), (goals or {}).get(name)
-        if base and 'step_s' in s and name != BASELINE:
-            L.append(f"- fastai-fp32 ÷ {name}: {base:.3f} / {s['step_s']:.3f} = **{base / s['step_s']:.2f}×**"
-                     + (f' (goal ≥ {goal}×)' if goal else ''))
+    for key, label in steps:
+        base = summary.get(BASELINE, {}).get(key)
+        for name in names:
+            s, goal = summary.get(name, {}), (goals or {}).get(name)
+            if base and key in s and name != BASELINE:
+                L.append(f"- fastai-fp32 ÷ {name}{label}: {base:.3f} / {s[key]:.3f} = **{base / s[key]:.2f}×**"
+                         + (f' (goal ≥ {goal}×)' if goal else ''))
     params = {n: s['params'] for n, s in summary.items() if 'params' in s}
     if len(params) > 1:
         lo, hi = min(params.values()), max(params.values())
@@ -142,15 +156,21 @@ def runs_table(results):
     return table(header, 'rlrrrrrlrrrr', map(cells, results))
 
 
-def machine_and_runs(info, results):
-    "The report's '## Machine' and '## Every run' sections (every run's medians, then every step and loss), as blocks."
+def _labelled(xs, phases, nd):
+    "Numbers comma-separated, each after its phase letter when there are phases (a GAN's G/C steps)."
+    return ', '.join(f'{p}{x:.{nd}f}' for p, x in zip(phases or [''] * len(xs), xs))
+
+
+def machine_and_runs(info, results, runs=runs_table, phase_note=''):
+    """The report's '## Machine' and '## Every run' sections (the table `runs(results)` of every run's medians, then every step
+    and loss, each after its phase letter when a run reports `phases`, which `phase_note` explains), as blocks."""
     cpu = [f"- CPU: {info['cpu']}, {info['cores']} cores; torch CPU capability {info['cpu_capability']}; flags: {info['flags']}",
            f"- torch {info['torch']} with {info['threads']} threads; Python {info['python']}; fastai {info['fastai'] or '–'} (own venv)"]
     steps = [line for r in results if 'error' not in r
-             for line in (f"- round {r['round']} {r['name']}: {', '.join(f'{x:.3f}' for x in r['steps_s'])}",
-                          f"  - losses: {', '.join(f'{x:.3f}' for x in r['losses'])}")]
-    return [*machine_section(info, cpu), ['## Every run'], runs_table(results),
-            ['Every timed step, per run (seconds), and the training loss of every step (warm-up included):'], steps]
+             for line in (f"- round {r['round']} {r['name']}: {_labelled(r['steps_s'], r.get('phases', '')[len(r['warmup_s']):], 3)}",
+                          f"  - losses: {_labelled(r['losses'], r.get('phases'), 3)}")]
+    return [*machine_section(info, cpu), ['## Every run'], runs(results),
+            ['Every timed step, per run (seconds), and the training loss of every step (warm-up included)' + phase_note + ':'], steps]
 
 
 # ---- this benchmark's report ----
