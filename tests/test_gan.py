@@ -223,8 +223,14 @@ def test_an_error_in_a_switcher_names_it(tmp_path):
 def test_a_gan_trains_in_bfloat16_and_channels_last(tmp_path):
     learn, probe = _gan(tmp_path), Probe()
     learn.to_bf16().to_channels_last()
+    seen = []   # (gen_mode, memory format of the generator's input): the critic phase runs the generator in the loss
+    gan = learn.model
+    hook = gan.generator.register_forward_pre_hook(
+        lambda m, args: seen.append((gan.gen_mode, args[0].ndim < 4 or args[0].is_contiguous(memory_format=torch.channels_last))))
     learn.fit(1, 1e-3, callbacks=[probe])
+    hook.remove()
     assert {r['gen_mode'] for r in probe.rows} == {True, False}
+    assert {m for m, _ in seen} == {True, False} and all(cl for _, cl in seen), seen
     assert all(torch.isfinite(p).all() for p in learn.model.parameters())
     gen_losses = learn.recorder.loss_parts['gen_loss'][1]
     assert gen_losses and all(np.isfinite(gen_losses))

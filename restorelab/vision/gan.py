@@ -42,7 +42,8 @@ class GANLoss:
     "The loss of the current phase: the generator's on `(output, target)`, the critic's on `(real_pred, input)`."
     def __init__(self, gen_loss_func, crit_loss_func, gan_model: GANModule):
         self.gen_loss_func, self.crit_loss_func, self.gan_model = gen_loss_func, crit_loss_func, gan_model
-        self.autocast = None   # the learner's autocast (set by `GANTrainer`): the critic runs in it here too
+        self.autocast = None     # the learner's autocast (set by `GANTrainer`): the critic runs in it here too
+        self.prep_input = None   # the learner's input preparation (channels_last), for the generator's input here
     def __call__(self, *args): return self.generator(*args) if self.gan_model.gen_mode else self.critic(*args)
     def _run(self, model, x):
         if self.autocast is None: return model(x)
@@ -53,6 +54,7 @@ class GANLoss:
         return self.gen_loss_func(fake_pred, output, target)
     def critic(self, real_pred: Tensor, input: Tensor) -> Tensor:
         "The critic's scores on real images (`real_pred`) against its scores on the generator's fakes from `input`."
+        if self.prep_input is not None: input = self.prep_input(input)   # as the learner prepares a model's input
         with torch.no_grad(): fake = self._run(self.gan_model.generator, input)
         return self.crit_loss_func(real_pred, self._run(self.gan_model.critic, fake))
     def __repr__(self): return f'GANLoss(gen={self.gen_loss_func!r}, crit={self.crit_loss_func!r})'
@@ -153,7 +155,7 @@ class GANTrainer(Callback):
 
     def column_values(self) -> list: return [self.last_gen, self.last_crit]
     def before_fit(self, learn):
-        learn.loss_func.autocast = learn._autocast
+        learn.loss_func.autocast, learn.loss_func.prep_input = learn._autocast, learn._prep_input
         self._smooth_gen, self._smooth_crit = SmoothenValue(self.beta), SmoothenValue(self.beta)
         self.last_gen = self.last_crit = None
         self.gen_batches = 0
