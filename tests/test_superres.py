@@ -165,3 +165,21 @@ def test_shipped_models_by_name(folders, tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(['restore', str(folders/'lr_x2')])
     assert 'OUT_DIR, --model required (or --list-models)' in capsys.readouterr().err
+
+
+def test_preload_serves_the_item_by_item_path(tmp_path, monkeypatch):
+    "preload=True decodes each image once, also when targets at another scale go item by item (no batched path)."
+    import restorelab.data.vision as vision
+    rng = np.random.default_rng(0)
+    for sub, s in (('lr', 16), ('hr', 32)):
+        (tmp_path/sub).mkdir()
+        for k in range(6): PILImage.fromarray(rng.integers(0, 255, (s, s, 3), np.uint8)).save(tmp_path/sub/f'{k}.png')
+    data = (ImageImageList.from_folder(tmp_path/'lr', preload=True).split_by_idx([0])
+            .label_from_func(lambda x: tmp_path/'hr'/x.name)
+            .transform(([], []), size=8, resize_method='no', tfm_y=True, scale=2).databunch(bs=2))
+    data.one_batch()   # the first use loads both lists
+    reads = []
+    real = vision.read_image_tensor
+    monkeypatch.setattr(vision, 'read_image_tensor', lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    for _ in range(3): xb, yb = data.one_batch()
+    assert reads == [] and yb.shape[-2:] == (16, 16)

@@ -230,7 +230,11 @@ class ImageList(ItemList):
 
     def get_tensor(self, i) -> Tensor:
         "Item `i` as a uint8 CHW tensor (from the preloaded tensor when there is one)."
-        if self._cache is not None: return self._cache[i]
+        # preload=True asked for every image in memory: item by item too (targets at another scale, resizing), not
+        # only on the batched path that calls `tensors`
+        if self._cache is None and self.preload is True: self.tensors()
+        return self._read(i) if self._cache is None else self._cache[i]
+    def _read(self, i) -> Tensor:
         t = read_image_tensor(self.items[i], self.convert_mode, self.pixel_labels)
         return t if self.after_open is None else self.after_open(t)
     def get(self, i) -> Image: return Image(self.get_tensor(i))
@@ -240,7 +244,7 @@ class ImageList(ItemList):
         "All images as one uint8 tensor when they are small and of one size (decoded once, cached on disk), else None."
         if self._cache is not None: return self._cache
         if self.preload is False or len(self) == 0 or self.after_open is not None: return None
-        first = self.get_tensor(0)
+        first = self._read(0)
         if self.preload == 'auto' and (first[0].numel() > self.preload_max_px
                                        or first.numel() * len(self) > self.preload_max_bytes): return None
         self._cache = self._load_all(first.shape)
