@@ -1,8 +1,8 @@
 """Shared pieces of the U-Net step benchmarks: the settings both libraries use, step timing statistics, the result line.
 
-Imported by `_unet_restorelab.py` / `_superres_restorelab.py` / `_gan_restorelab.py` (project venv) and `_unet_fastai.py` /
-`_superres_fastai.py` / `_gan_fastai.py` (bench/.venv-fastai), so it needs only torch and the standard library (and
-`_common.py`, which needs no more).
+Imported by `_unet_restorelab.py` / `_superres_restorelab.py` / `_gan_restorelab.py` / `_srresnet_restorelab.py` /
+`_srresnet_bare.py` (project venv) and `_unet_fastai.py` / `_superres_fastai.py` / `_gan_fastai.py` (bench/.venv-fastai),
+so it needs only torch and the standard library (and `_common.py`, which needs no more).
 """
 import json, math, os, platform, statistics
 
@@ -24,6 +24,12 @@ SR_LAYER_IDS, SR_LAYER_WGTS = [22, 32, 42], [5, 15, 2]       # vgg16_bn's ReLUs 
 # `AdaptiveLoss(nn.BCEWithLogitsLoss())` and wd 1e-3, `GANLearner.from_learners(.., weights_gen=(1., 50.), opt_func=Adam with
 # betas (0, 0.99), wd=1e-3)` + `GANDiscriminativeLR(mult_lr=5.)`, `fit(.., 1e-4)`: a constant learning rate, no one cycle
 GAN_WD, GAN_Y_RANGE, GAN_WEIGHTS_GEN, GAN_BETAS, GAN_MULT_LR, GAN_LR = 1e-3, (-3., 3.), (1., 50.), (0., 0.99), 5., 1e-4
+
+# lesson 14's super-resolution (srresnet_step.py): `Learner(data, SrResnet(64, 4), opt_func=optim.Adam, loss_func=F.mse_loss)`,
+# `fit_one_cycle(1, 2e-3, div_factor=40, pct_start=0.1)` (v0.7's `use_clr_beta=(40, 10)`); the rest as fastai v1 / restorelab:
+# final div = div × 1e4, beta1 0.95 -> 0.85 -> 0.95 (MOMS), Adam's beta2 0.999 (torch's default), decoupled weight decay 1e-2 on
+# every parameter (the Learner's default wd, true_wd, bn_wd)
+SRR_NF, SRR_SCALE, SRR_MAX_LR, SRR_DIV, SRR_PCT_START, SRR_WD = 64, 4, 2e-3, 40., 0.1, 1e-2
 
 
 def add_args(p):

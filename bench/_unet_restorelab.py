@@ -32,11 +32,13 @@ class StepTimer(Callback):
         self.losses.append(learn.loss.detach())   # read after the fit: .item() would add work to the step
 
 
-def parse_args(doc):
-    "A restorelab contestant's arguments (the shared ones and the two speed levers) and its name; threads and seed set."
+def parse_args(doc, options=None):
+    """A restorelab contestant's arguments (the shared ones and the two speed levers) and its name; threads and seed set.
+    `options(parser)` adds a benchmark's own arguments."""
     p = U.add_args(argparse.ArgumentParser(description=doc))
     p.add_argument('--bf16', action='store_true', help='learn.to_bf16() (bfloat16 autocast)')
     p.add_argument('--channels-last', action='store_true', help='learn.to_channels_last()')
+    if options: options(p)
     args = p.parse_args()
     C.set_threads(args.threads)
     set_seed(args.seed)

@@ -149,12 +149,14 @@ def report(args, names, run):
                   *machine_and_runs(info, run['results'], runs=runs_table, phase_note=phase_note)])
 
 
-def warn_if_emulated_bf16(names):
-    "Say up front when the bf16 contestant will run emulated: on an AVX2-only CPU its steps are tens of times slower than fp32."
+def warn_if_emulated_bf16(names, contestants=CONTESTANTS):
+    """Say up front when the bf16 contestant will run emulated: on an AVX2-only CPU its steps are tens of times slower than fp32.
+    The note names the `--only` that leaves it out of `contestants`."""
     from restorelab.core import cpu_has_native_bf16
     if 'restorelab-bf16-cl' in names and cpu_has_native_bf16() is False:
+        rest = ','.join(n for n in contestants if n != 'restorelab-bf16-cl')
         log('note: this CPU has no native bfloat16 (no avx512_bf16 / amx_bf16): restorelab-bf16-cl runs emulated, tens of times '
-            'slower than fp32 (it may reach --timeout); --only restorelab-fp32,fastai-fp32 leaves it out')
+            f'slower than fp32 (it may reach --timeout); --only {rest} leaves it out')
 
 
 def main():

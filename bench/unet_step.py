@@ -39,25 +39,28 @@ def write_data(root, args):
     return path, n_train
 
 
-# ---- what every step benchmark shares (superres_step.py and gan_step.py import it) ----
-def parse_args(description, contestants, report, rounds=2, steps=20, warmup=3, check=None):
-    """The options every step benchmark takes (unet_step.py, superres_step.py, gan_step.py), with the defaults `rounds`, `steps`
-    and `warmup`; `check(parser, args)` adds a benchmark's own checks. `(args, names of the contestants to run)`."""
+# ---- what every step benchmark shares (superres_step.py, gan_step.py and srresnet_step.py import it) ----
+def parse_args(description, contestants, report, rounds=2, steps=20, warmup=3, check=None, size=128, bs=8,
+               size_help='image side in pixels', min_size=(32, 'the resnet34 body downsamples 32×'), options=None):
+    """The options every step benchmark takes (unet_step.py, superres_step.py, gan_step.py, srresnet_step.py), with the defaults
+    `rounds`, `steps`, `warmup`, `size` (what it is: `size_help`; at least `min_size` = (pixels, why)) and `bs`; `options(parser)`
+    adds a benchmark's own options, `check(parser, args)` its own checks. `(args, names of the contestants to run)`."""
     p = option_parser(description, rounds=rounds)
     p.add_argument('--only', default=','.join(contestants), help='comma-separated contestants (default: all three)')
     p.add_argument('--steps', type=int, default=steps, help=f'timed training steps per run (default {steps})')
     p.add_argument('--warmup', type=int, default=warmup, help=f'untimed training steps before them (default {warmup})')
-    p.add_argument('--size', type=int, default=128, help='image side in pixels (default 128)')
-    p.add_argument('--bs', type=int, default=8, help='batch size (default 8)')
+    p.add_argument('--size', type=int, default=size, help=f'{size_help} (default {size})')
+    p.add_argument('--bs', type=int, default=bs, help=f'batch size (default {bs})')
     add_process_options(p)
     p.add_argument('--omp-wait-policy', choices=['PASSIVE', 'ACTIVE'], default='PASSIVE',
                    help='OMP_WAIT_POLICY of every contestant (default PASSIVE, what restorelab sets when imported; fastai alone '
                         'would leave OpenMP threads spinning while they wait, several times slower on a busy machine)')
+    if options: options(p)
     args = parse_options(p, report)
     for k in ('rounds', 'steps', 'size', 'bs'):
         if getattr(args, k) < 1: p.error(f'--{k} must be at least 1 (got {getattr(args, k)})')
     if args.warmup < 0: p.error(f'--warmup must be at least 0 (got {args.warmup})')
-    if args.size < 32: p.error(f'--size must be at least 32 (the resnet34 body downsamples 32×), got {args.size}')
+    if args.size < min_size[0]: p.error(f'--size must be at least {min_size[0]} ({min_size[1]}), got {args.size}')
     if check: check(p, args)
     return args, only(p, args.only, contestants)
 
@@ -68,11 +71,13 @@ def describe_step(r):
             f"params {r['params']:,}, peak RSS {r['peak_rss_mb']:.0f} MiB")
 
 
-def run_benchmark(args, names, contestants, write_data, prefix, describe=describe_step, medians=(), firsts=(), speedups=None):
+def run_benchmark(args, names, contestants, write_data, prefix, describe=describe_step, medians=(), firsts=(), speedups=None,
+                  baseline=BASELINE, ratios=None):
     """Write the data once (`write_data(tmp_folder, args) -> (path, n_train)`) into a temporary folder named `prefix`...,
     run every contestant once per round, interleaved; a dict of the results, their summary, the machine and n_train.
-    `describe(result)` is the line logged per run; `medians`, `firsts` and `speedups` (vs fastai-fp32) extend the summary
-    (see `_harness.summarize`) with a benchmark's own fields."""
+    `describe(result)` is the line logged per run; `medians`, `firsts`, `speedups` and `ratios` (against `baseline`, by default
+    fastai-fp32, which also gives every contestant its `speed_vs_fastai`) extend the summary (see `_harness.summarize`) with a
+    benchmark's own fields."""
     start = started()
     runnable, summary = [], {}
     for name in names:
@@ -94,7 +99,8 @@ def run_benchmark(args, names, contestants, write_data, prefix, describe=describ
     summary.update(summarize(results, runnable, 'step_s',
                              medians=('fetch_ms', 'setup_s', 'build_s', 'import_s', 'final_loss', *medians),
                              firsts=('params', 'memory_format', 'amp_dtype', 'loss_func', 'optimizer', 'omp_wait_policy', *firsts),
-                             images='bs', baseline=BASELINE, speedups=dict(speed_vs_fastai='step_s', **(speedups or {}))))
+                             images='bs', baseline=baseline, ratios=ratios,
+                             speedups=dict(speed_vs_fastai='step_s', **(speedups or {})) if baseline == BASELINE else speedups))
     return dict(results=results, summary=summary, info=info, n_train=n_train)
 
 
@@ -161,11 +167,13 @@ def _labelled(xs, phases, nd):
     return ', '.join(f'{p}{x:.{nd}f}' for p, x in zip(phases or [''] * len(xs), xs))
 
 
-def machine_and_runs(info, results, runs=runs_table, phase_note=''):
+def machine_and_runs(info, results, runs=runs_table, phase_note='', fastai=True):
     """The report's '## Machine' and '## Every run' sections (the table `runs(results)` of every run's medians, then every step
-    and loss, each after its phase letter when a run reports `phases`, which `phase_note` explains), as blocks."""
+    and loss, each after its phase letter when a run reports `phases`, which `phase_note` explains), as blocks. `fastai`:
+    whether the benchmark has a fastai contestant, whose version the machine section then gives."""
     cpu = [f"- CPU: {info['cpu']}, {info['cores']} cores; torch CPU capability {info['cpu_capability']}; flags: {info['flags']}",
-           f"- torch {info['torch']} with {info['threads']} threads; Python {info['python']}; fastai {info['fastai'] or '–'} (own venv)"]
+           f"- torch {info['torch']} with {info['threads']} threads; Python {info['python']}"
+           + (f"; fastai {info['fastai'] or '–'} (own venv)" if fastai else '')]
     steps = [line for r in results if 'error' not in r
              for line in (f"- round {r['round']} {r['name']}: {_labelled(r['steps_s'], r.get('phases', '')[len(r['warmup_s']):], 3)}",
                           f"  - losses: {_labelled(r['losses'], r.get('phases'), 3)}")]
