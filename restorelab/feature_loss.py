@@ -27,6 +27,15 @@ def gram_matrix(x: Tensor) -> Tensor:
     return (x @ x.transpose(1, 2)) / (c * h * w)
 
 # %% ../nbs/33_feature_loss.ipynb #58b1edfa
+def _layer_outputs(loss: nn.Module, m: nn.Module, layer_ids, x: Tensor) -> list:
+    "The outputs of `m`'s layers `layer_ids` on `x` (running `m` only up to the last of them); hooks only during the call."
+    p = next(m.parameters(), None)
+    if p is not None and p.device != x.device: loss.to(x.device)   # the Learner moves the model, not the loss
+    run = m[:max(i % len(m) for i in layer_ids) + 1] if isinstance(m, nn.Sequential) else m   # the rest is not needed
+    with hook_outputs([m[i] for i in layer_ids], detach=False) as hooks:
+        run(x)
+        return hooks.stored
+
 def _freeze(m: nn.Module) -> nn.Module:
     "Eval mode (BatchNorm uses its running statistics) and no gradients for the weights."
     requires_grad(m, False)
@@ -82,18 +91,9 @@ class FeatureLoss(nn.Module):
     @property
     def feature_layers(self) -> list: return [self.m_feat[i] for i in self.layer_ids]
 
-    def _extractor(self) -> nn.Module:
-        "`m_feat` up to its last feature layer: what follows is not needed."
-        if not isinstance(self.m_feat, nn.Sequential): return self.m_feat
-        return self.m_feat[:max(i % len(self.m_feat) for i in self.layer_ids) + 1]
-
     def make_features(self, x: Tensor) -> list:
         "The outputs of the feature layers on `x`; the hooks exist only during this call."
-        p = next(self.m_feat.parameters(), None)
-        if p is not None and p.device != x.device: self.m_feat.to(x.device)   # the Learner moves the model, not the loss
-        with hook_outputs(self.feature_layers, detach=False) as hooks:
-            self._extractor()(x)
-            return hooks.stored
+        return _layer_outputs(self, self.m_feat, self.layer_ids, x)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         with torch.no_grad(): out_feat = self.make_features(target)   # constants of the loss: no graph needed
@@ -139,11 +139,7 @@ class CombinedLoss(nn.Module):
 
     def features(self, x: Tensor) -> list:
         "The outputs of the layers `layer_ids` of `m` on `x`; the hooks exist only during this call."
-        p = next(self.m.parameters(), None)
-        if p is not None and p.device != x.device: self.to(x.device)   # the Learner moves the model, not the loss
-        with hook_outputs([self.m[i] for i in self.layer_ids], detach=False) as hooks:
-            self.m[:max(i % len(self.m) for i in self.layer_ids) + 1](x)   # what follows the last layer is not needed
-            return hooks.stored
+        return _layer_outputs(self, self.m, self.layer_ids, x)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         with torch.no_grad(): targ_feat = self.features(target)[self.ct_idx]
