@@ -39,6 +39,8 @@ from .hooks import *
 from .tiling import *
 from .export import export_learner, read_export   # (its other helpers are internal)
 from .inference import *
+from .distributed import *
+from .resume import *
 from .learner import *
 from .layers import *
 from .models.core import *

@@ -33,6 +33,9 @@ def _snake(name: str) -> str:
 
 class Callback:
     "Base class of callbacks: define methods named after `EVENTS`; each receives the learner."
+    # A callback whose state carries from one batch or epoch to the next (a schedule's position, a history) also
+    # defines `state_dict()` and `load_state_dict(sd)`, of numbers, strings, lists, dicts and tensors only: a
+    # checkpoint (`restorelab.resume`) saves it and a resumed fit restores it.
     order = 0
     @property
     def name(self) -> str:
@@ -74,6 +77,8 @@ class SaveModelCallback(Callback):
         self.mode = mode if mode != 'auto' else ('min' if 'loss' in monitor or 'error' in monitor else 'max')
         self.best, self.saved = None, False
     def before_fit(self, learn): self.best, self.saved = None, False
+    def state_dict(self) -> dict: return {'best': self.best, 'saved': self.saved}
+    def load_state_dict(self, sd: dict): self.best, self.saved = sd['best'], sd['saved']
     def after_epoch(self, learn):
         if self.every == 'epoch':
             learn.save(f'{self.name_}_{learn.epoch}'); return

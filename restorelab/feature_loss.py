@@ -32,9 +32,14 @@ def _layer_outputs(loss: nn.Module, m: nn.Module, layer_ids, x: Tensor) -> list:
     p = next(m.parameters(), None)
     if p is not None and p.device != x.device: loss.to(x.device)   # the Learner moves the model, not the loss
     run = m[:max(i % len(m) for i in layer_ids) + 1] if isinstance(m, nn.Sequential) else m   # the rest is not needed
+    # the learner's mixed precision (`to_bf16`, `to_fp16`) for the feature network too: most of a step's work is there;
+    # the features come back in float32, so the loss terms are computed in float32
+    autocast = getattr(loss, 'autocast', None)
     with hook_outputs([m[i] for i in layer_ids], detach=False) as hooks:
-        run(x)
-        return hooks.stored
+        if autocast is None: run(x)
+        else:
+            with autocast(): run(x)
+        return [f.float() for f in hooks.stored] if autocast is not None else hooks.stored
 
 def _freeze(m: nn.Module) -> nn.Module:
     "Eval mode (BatchNorm uses its running statistics) and no gradients for the weights."
@@ -84,6 +89,7 @@ class FeatureLoss(nn.Module):
         except (IndexError, TypeError) as e:
             raise ValueError(f'FeatureLoss: cannot take layers {self.layer_ids} of {type(m_feat).__name__}: {e}') from e
         self.pixel_wgt, self.gram_wgt = pixel_wgt, gram_wgt
+        self.autocast = None   # the learner's autocast (set at each fit): the VGG runs in the learner's precision
         n = len(self.layer_ids)
         self.metric_names = ['pixel'] + [f'feat_{i}' for i in range(n)] + [f'gram_{i}' for i in range(n) if gram_wgt]
         self.metrics = {}
@@ -127,7 +133,7 @@ class CombinedLoss(nn.Module):
             raise ValueError(f'CombinedLoss: {len(self.layer_ids)} layer_ids but {len(self.style_wgts)} style_wgts')
         if not -len(self.layer_ids) <= ct_idx < len(self.layer_ids):
             raise ValueError(f'CombinedLoss: ct_idx={ct_idx} is not one of the {len(self.layer_ids)} layers')
-        self.ct_idx = ct_idx
+        self.ct_idx, self.autocast = ct_idx, None   # autocast: the learner's, set at each fit
         if not isinstance(style_im, Tensor) or style_im.ndim not in (3, 4) or style_im.shape[-3] != 3:
             raise ValueError('CombinedLoss: style_im must be the normalised style image as a (3, H, W) tensor (or a batch of it), '
                              f'got {type(style_im).__name__} {tuple(getattr(style_im, "shape", ()))}')

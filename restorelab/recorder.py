@@ -22,6 +22,9 @@ class SmoothenValue:
         self.n += 1
         self.mov_avg = self.beta * self.mov_avg + (1 - self.beta) * val
         self.smooth = self.mov_avg / (1 - self.beta ** self.n)
+    def state_dict(self) -> dict: return dict(beta=self.beta, n=self.n, mov_avg=self.mov_avg, smooth=self.smooth)
+    def load_state_dict(self, sd: dict):
+        self.beta, self.n, self.mov_avg, self.smooth = float(sd['beta']), int(sd['n']), float(sd['mov_avg']), float(sd['smooth'])
 
 class AvgMetric:
     "Average of `func(pred, target)` over the validation set, weighted by batch size."
@@ -95,6 +98,28 @@ class Recorder(Callback):
                *[v for cb in self._columns for v in cb.column_values()], time.time() - self.start_time]
         self.values.append(row)
         self.last_valid = None
+
+    _HISTORY = ('lrs', 'moms', 'losses', 'val_losses', 'metrics', 'nb_batches', 'values', 'loss_parts', 'smooth_loss')
+    def state_dict(self) -> dict:
+        "The history so far and the state of the epoch in progress (for checkpoints)."
+        sd = {k: getattr(self, k) for k in self._HISTORY}
+        sd.update(smoother=self._smoother.state_dict(), n_batches=getattr(self, '_n_batches', 0),
+                  epoch_time=time.time() - self.start_time if self.start_time is not None else 0.)
+        return sd
+    def load_state_dict(self, sd: dict):
+        for k in self._HISTORY: setattr(self, k, sd[k])
+        self.loss_parts = {k: (list(i), list(v)) for k, (i, v) in self.loss_parts.items()}
+        self._smoother.load_state_dict(sd['smoother'])
+        self._n_batches, self.start_time = sd['n_batches'], time.time() - sd['epoch_time']
+    def reduce_valid(self, reduce):
+        "Replace the validation sums (loss, and each metric's total and count) by `reduce(list of floats)` of them."
+        for m in self._metrics:
+            if not (hasattr(m, 'total') and hasattr(m, 'count')):
+                raise TypeError(f'metric {getattr(m, "name", m)!r} keeps no (total, count) sums: it cannot be averaged '
+                                'over the processes of a distributed run')
+        vals = reduce([self._val_total, float(self._val_count)] + [float(v) for m in self._metrics for v in (m.total, m.count)])
+        self._val_total, self._val_count = vals[0], vals[1]
+        for k, m in enumerate(self._metrics): m.total, m.count = vals[2 + 2 * k], vals[3 + 2 * k]
 
     def last_value(self, name: str):
         "The latest value of the column `name` ('train_loss', 'valid_loss' or a metric), or None."

@@ -75,6 +75,14 @@ class OneCycleScheduler(Callback):
     def after_batch(self, learn):
         if learn.training: self.done += 1
 
+    def settings(self) -> dict:
+        "What defines the schedule (a resumed fit must have the same)."
+        return dict(max_lr=self.max_lr.tolist(), moms=None if self.moms is None else [float(m) for m in self.moms],
+                    div_factor=float(self.div_factor), pct_start=float(self.pct_start), final_div=float(self.final_div),
+                    tot_epochs=self.tot_epochs, start_epoch=self.start_epoch)
+    def state_dict(self) -> dict: return {'done': self.done, 'total': self.total}
+    def load_state_dict(self, sd: dict): self.done, self.total = int(sd['done']), int(sd['total'])
+
 # %% ../nbs/11_schedule.ipynb #6ce21b4c
 class LRFinder(Callback):
     "Exponentially increase the learning rate over `num_it` batches, then restore the weights."

@@ -10,17 +10,17 @@ import build   # noqa: E402
 
 
 def test_pages_for_a_module_and_a_lesson(tmp_path):
-    module, lesson = build.NBS/'19_learner.ipynb', build.NBS/'lessons'/'lesson7-resnet-mnist.ipynb'
+    module, lesson = build.NBS/'23_learner.ipynb', build.NBS/'lessons'/'lesson7-resnet-mnist.ipynb'
     written = build.build(tmp_path, only=[module, lesson])
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == \
-        ['19_learner.html', 'index.html', 'lessons/lesson7-resnet-mnist.html']
-    page = (tmp_path/'19_learner.html').read_text()
+        ['23_learner.html', 'index.html', 'lessons/lesson7-resnet-mnist.html']
+    page = (tmp_path/'23_learner.html').read_text()
     assert '<html' in page and 'fit_one_cycle' in page
     assert '#| export' not in page and 'from fastcore.test import' not in page   # directives and hidden cells go
     lesson_page = (tmp_path/'lessons'/'lesson7-resnet-mnist.html').read_text()
     assert 'ResNet' in lesson_page and 'untar_data' in lesson_page
     index = (tmp_path/'index.html').read_text()
-    assert 'href="19_learner.html"' in index and 'href="lessons/lesson7-resnet-mnist.html"' in index
+    assert 'href="23_learner.html"' in index and 'href="lessons/lesson7-resnet-mnist.html"' in index
 
 
 def test_every_notebook_is_published():

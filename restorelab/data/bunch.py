@@ -14,7 +14,7 @@ from ..core import ifnone, listify, defaults, default_device, to_device, to_deta
 from .transforms import apply_tfms, apply_tfms_batch, _to_float
 
 # %% auto #0
-__all__ = ['imagenet_stats', 'cifar_stats', 'mnist_stats', 'normalize', 'denormalize', 'Normalize', 'DatasetType',
+__all__ = ['imagenet_stats', 'cifar_stats', 'mnist_stats', 'normalize', 'denormalize', 'Normalize', 'DatasetType', 'EpochSampler',
            'TensorBatchLoader', 'ItemDataset', 'collate', 'check_rows', 'make_loader', 'DeviceDataLoader', 'DataBunch']
 
 # %% ../../nbs/04_data.bunch.ipynb #b691b947
@@ -64,21 +64,66 @@ class DatasetType(IntEnum):
     Fix = 5
 
 # %% ../../nbs/04_data.bunch.ipynb #b1fea934
+class EpochSampler(torch.utils.data.Sampler):
+    "Indices of each epoch: shuffled from `seed + epoch` by a generator of its own, this process's share, from `skip` on."
+    def __init__(self, n: int, shuffle: bool = False, seed: int | None = None):
+        self.n, self.shuffle = n, shuffle
+        # drawn from the global random state, so that `torch.manual_seed` before building the data reproduces the order
+        self.seed = int(torch.randint(0, 2**62, ())) if seed is None else int(seed)
+        self.epoch, self.skip, self.rank, self.world, self.even = 0, 0, 0, 1, False
+        # a DataLoader draws its workers' base seed at every epoch: from here, not from the global random state
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def shard(self, rank: int = 0, world: int = 1, even: bool = False):
+        "Keep items `rank::world` of every epoch's order; `even` first drops the last `n % world` so all shares are equal."
+        if not 0 <= rank < world: raise ValueError(f'shard: rank {rank} is not in [0, {world})')
+        self.rank, self.world, self.even = rank, world, even
+    def order(self) -> Tensor:
+        "This epoch's indices for this process (before `skip`), without moving on to the next epoch."
+        idx = (torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)) if self.shuffle
+               else torch.arange(self.n))
+        if self.world > 1:
+            if self.even: idx = idx[:self.n // self.world * self.world]
+            idx = idx[self.rank::self.world]
+        return idx
+    def __len__(self):
+        if self.world == 1: return self.n
+        return self.n // self.world if self.even else len(range(self.rank, self.n, self.world))
+    def next_epoch(self) -> Tensor:
+        "The indices to serve now (this epoch's, after `skip`); the next call serves the next epoch."
+        idx = self.order()[self.skip:]
+        self.epoch, self.skip = self.epoch + 1, 0
+        return idx
+    def __iter__(self): return iter(self.next_epoch().tolist())
+
+    def state_dict(self) -> dict:
+        "Where the order stands: the seed, the number of epochs served (and the loader workers' seed generator)."
+        return {'seed': self.seed, 'epoch': self.epoch, 'generator': self.generator.get_state()}
+    def load_state_dict(self, sd: dict, skip: int = 0):
+        "Go back to `sd` (from `state_dict`); the next epoch served then starts at item `skip` of its order."
+        self.seed, self.epoch, self.skip = int(sd['seed']), int(sd['epoch']), int(skip)
+        if 'generator' in sd: self.generator.set_state(sd['generator'])
+    def __repr__(self):
+        return (f'EpochSampler(n={self.n}, shuffle={self.shuffle}, seed={self.seed}, epoch={self.epoch}'
+                + (f', rank={self.rank}/{self.world}' if self.world > 1 else '') + ')')
+
 class TensorBatchLoader:
-    "Batches indexed out of in-memory tensors, transformed on the whole batch."
+    "Batches indexed out of in-memory tensors, transformed on the whole batch, in the order of an `EpochSampler`."
     def __init__(self, dataset, xs: Tensor, ys: Tensor, bs: int = 64, shuffle=False, drop_last=False):
         self.dataset, self.xs, self.ys, self.batch_size = dataset, xs, ys, bs
-        self.shuffle, self.drop_last = shuffle, drop_last
+        self.drop_last, self.sampler = drop_last, EpochSampler(len(xs), shuffle)
+    @property
+    def shuffle(self) -> bool: return self.sampler.shuffle
     def __len__(self):
-        n = len(self.xs)
+        n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
     def __iter__(self):
-        n, ds = len(self.xs), self.dataset
-        order = torch.randperm(n) if self.shuffle else None
-        for b in range(len(self)):
-            sl = slice(b * self.batch_size, min(n, (b + 1) * self.batch_size))
-            idx = order[sl] if order is not None else sl
-            xb, yb = self.xs[idx], self.ys[idx]
+        ds, bs = self.dataset, self.batch_size
+        idx = self.sampler.next_epoch()   # after a resume, the batches already done are not in it
+        n_batches = len(idx) // bs if self.drop_last else -(-len(idx) // bs)
+        for b in range(n_batches):
+            sel = idx[b * bs:(b + 1) * bs]
+            xb, yb = self.xs[sel], self.ys[sel]
             if ds.tfms:
                 xb, yb2 = apply_tfms_batch(ds.tfms, xb, yb if ds.tfm_y else None, tfm_y=ds.tfm_y, y_is_mask=ds.y_is_mask)
                 if ds.tfm_y: yb = yb2
@@ -112,9 +157,12 @@ def make_loader(ds, bs: int, shuffle: bool, drop_last: bool, num_workers: int = 
     "The fastest loader `ds` allows: in-memory batches when possible, else a `DataLoader` over items."
     tensors = ds.batch_tensors() if collate_fn is None else None
     if tensors is not None: return TensorBatchLoader(ds, *tensors, bs=bs, shuffle=shuffle, drop_last=drop_last)
-    return torch.utils.data.DataLoader(ItemDataset(ds), batch_size=bs, shuffle=shuffle, drop_last=drop_last,
-                                       num_workers=num_workers, persistent_workers=num_workers > 0,
-                                       collate_fn=ifnone(collate_fn, collate))
+    return _item_loader(ItemDataset(ds), bs, shuffle, drop_last, num_workers, ifnone(collate_fn, collate))
+
+def _item_loader(ids, bs, shuffle, drop_last, num_workers, collate_fn):
+    sampler = EpochSampler(len(ids), shuffle)
+    return torch.utils.data.DataLoader(ids, batch_size=bs, sampler=sampler, drop_last=drop_last, generator=sampler.generator,
+                                       num_workers=num_workers, persistent_workers=num_workers > 0, collate_fn=collate_fn)
 
 # %% ../../nbs/04_data.bunch.ipynb #4788f79c
 class DeviceDataLoader:
@@ -138,6 +186,19 @@ class DeviceDataLoader:
         return xb, yb
     def __iter__(self):
         for xb, yb in self.dl: yield self.proc_batch(xb, yb)
+
+    @property
+    def sampler(self) -> EpochSampler: return self.dl.sampler
+    @property
+    def sharded(self) -> bool:
+        "Whether this process sees only its share of the items (distributed training)."
+        return self.sampler.world > 1
+    def shard(self, rank: int = 0, world: int = 1, even: bool = False):
+        "Serve only items `rank::world` of each epoch's order (`shard()` undoes it); see `EpochSampler.shard`."
+        self.sampler.shard(rank, world, even)
+    def skip_batches(self, n: int):
+        "Make the next epoch start at its batch `n` (resuming in the middle of an epoch): the skipped batches are not made."
+        self.sampler.skip = n * self.batch_size
     def new(self, **kwargs):
         "A copy with other loader settings (`shuffle`, `drop_last`, `bs`)."
         unknown = set(kwargs) - {'bs', 'shuffle', 'drop_last'}
@@ -146,10 +207,8 @@ class DeviceDataLoader:
         else:
             old = self.dl
             bs = kwargs.get('bs', old.batch_size)
-            shuffle = kwargs.get('shuffle', isinstance(old.sampler, torch.utils.data.RandomSampler))
-            dl = torch.utils.data.DataLoader(old.dataset, batch_size=bs, shuffle=shuffle,
-                                             drop_last=kwargs.get('drop_last', old.drop_last), num_workers=old.num_workers,
-                                             collate_fn=old.collate_fn, persistent_workers=old.num_workers > 0)
+            dl = _item_loader(old.dataset, bs, kwargs.get('shuffle', old.sampler.shuffle),
+                              kwargs.get('drop_last', old.drop_last), old.num_workers, old.collate_fn)
         return DeviceDataLoader(dl, self.device, self.tfms)
 
 # %% ../../nbs/04_data.bunch.ipynb #c8bc33ac

@@ -21,6 +21,7 @@ from ..callback import Callback
 from ..recorder import SmoothenValue
 from ..optimizer import OptimWrapper
 from ..learner import Learner, _check_wd
+from ..distributed import all_reduce_sum, num_distrib
 
 # %% auto #0
 __all__ = ['GANModule', 'GANLoss', 'GANGenLoss', 'GANCritLoss', 'gan_loss_from_func', 'GANOptimizers', 'GANTrainer',
@@ -30,6 +31,7 @@ __all__ = ['GANModule', 'GANLoss', 'GANGenLoss', 'GANCritLoss', 'gan_loss_from_f
 # %% ../../nbs/42_vision.gan.ipynb #2224f147
 class GANModule(nn.Module):
     "The generator and the critic in one module: `forward` runs the generator when `gen_mode`, else the critic."
+    ddp_wrappable = False   # the half that trains changes by batch: `DistributedTrainer` averages gradients itself
     def __init__(self, generator: nn.Module, critic: nn.Module, gen_mode: bool = False):
         super().__init__()
         self.generator, self.critic, self.gen_mode = generator, critic, gen_mode
@@ -134,7 +136,7 @@ class GANTrainer(Callback):
         self.learn, self.switch_eval, self.clip, self.beta = learn, switch_eval, clip, beta
         self.gen_first, self.show_img = gen_first, show_img
         self.gen_mode, self.n_iter, self.gen_batches = gen_first, 0, 0
-        self.last_gen = self.last_crit = None
+        self.last_gen = self.last_crit = self.last_loss = None
         self.last_output = None
 
     @property
@@ -164,9 +166,22 @@ class GANTrainer(Callback):
     def before_batch(self, learn):
         # the critic's input is the real image; the generator's input (crappy image, noise) is its "target"
         if learn.training and not self.gen_mode: learn.xb, learn.yb = learn.yb, learn.xb
+    def state_dict(self) -> dict:
+        "The phase, its batches so far, and both smoothed losses (for checkpoints)."
+        return dict(gen_mode=self.gen_mode, n_iter=self.n_iter, gen_batches=self.gen_batches, last_gen=self.last_gen,
+                    last_crit=self.last_crit, smooth_gen=self._smooth_gen.state_dict(),
+                    smooth_crit=self._smooth_crit.state_dict())
+    def load_state_dict(self, sd: dict):
+        self.set_phase(bool(sd['gen_mode']), int(sd['n_iter']))
+        self.gen_batches, self.last_gen, self.last_crit = int(sd['gen_batches']), sd['last_gen'], sd['last_crit']
+        self._smooth_gen.load_state_dict(sd['smooth_gen']); self._smooth_crit.load_state_dict(sd['smooth_crit'])
+
     def after_batch(self, learn):
         if not learn.training or learn.loss is None: return
         loss = float(learn.loss.detach())
+        # under torchrun every process must switch at the same batch: decide on the loss averaged over them
+        if learn.dl.sharded: loss = all_reduce_sum([loss])[0] / num_distrib()
+        self.last_loss = loss   # what the switchers read
         smooth = self._smooth_gen if self.gen_mode else self._smooth_crit
         smooth.add_value(loss)
         name = 'gen_loss' if self.gen_mode else 'disc_loss'
@@ -215,7 +230,7 @@ class AdaptiveGANSwitcher(Callback):
         if not learn.training or learn.loss is None: return
         trainer = learn.gan_trainer
         thresh = self.gen_thresh if trainer.gen_mode else self.critic_thresh
-        if thresh is None or float(learn.loss.detach()) < thresh: trainer.switch()
+        if thresh is None or trainer.last_loss < thresh: trainer.switch()
 
 class GANDiscriminativeLR(Callback):
     "Multiply the critic's learning rate by `mult_lr` during its batches (after the scheduler set it)."
