@@ -59,11 +59,23 @@ def speed_levers(learn, args):
     return learn
 
 
+def step_gflop(learn) -> float:
+    "FLOPs of one training step (forward, loss, backward) on one training batch, counted by torch's FlopCounterMode."
+    from torch.utils.flop_counter import FlopCounterMode
+    xb, yb = next(iter(learn.data.train_dl))
+    learn.model.train()
+    with FlopCounterMode(display=False) as counter:
+        learn._compute_loss(learn._forward(xb), yb).backward()
+    learn.opt.zero_grad()
+    return counter.get_total_flops() / 1e9
+
+
 def fit_and_report(learn, name, args, *, pct_start, setup_s, build_s, import_s, **extra):
     "Train one epoch of the one-cycle schedule both libraries use, timing each step, and print the result line."
     timer = StepTimer()
     learn.fit_one_cycle(1, max_lr=U.MAX_LR, moms=U.MOMS, div_factor=U.DIV, pct_start=pct_start, final_div=U.FINAL_DIV,
                         callbacks=[timer])
+    extra['step_gflop'] = round(step_gflop(learn), 2)   # after the timed steps: counting them would slow them
     U.report(name, step_times=timer.steps, fetch_times=timer.fetches, args=args, setup_s=setup_s, build_s=build_s,
              import_s=import_s, model=learn.model, losses=timer.losses, img_size=learn.model.img_size,
              amp_dtype=str(learn.amp_dtype), loss_func=type(learn.loss_func).__name__,

@@ -217,13 +217,38 @@ def report(args, names, run):
     layout = ['Both U-Nets are fastai\'s DynamicUnet layout (resnet34 body cut before the pooling, middle conv, UnetBlocks with PixelShuffle_ICNR,',
               'blur_final, last_cross ResBlock, final 1×1 conv), which is why their parameter counts can be compared one to one.']
     write_report(args.out, 'U-Net training steps: restorelab (fp32, bf16 + channels_last) vs fastai',
-                 [intro, step_table(names, summary, GOALS), speed, losses, ['## What each contestant does'], what, layout,
-                  *machine_and_runs(info, run['results'])])
+                 [intro, step_table(names, summary, GOALS), speed, *run.get('fraction', []), losses,
+                  ['## What each contestant does'], what, layout, *machine_and_runs(info, run['results'])])
+
+
+def machine_fraction(args, summary):
+    "How close each restorelab contestant comes to the machine: its achieved FLOP/s over the measured matmul peak."
+    r = run_one('matmul-peak', sys.executable, '_matmul_peak.py', ['--threads', args.threads])
+    if 'error' in r: return [[f"Matmul peak not measured: {r['error']}"]]
+    rows = []
+    for name in ('restorelab-fp32', 'restorelab-bf16-cl'):
+        s = summary.get(name)
+        if not s or 'error' in s or not s.get('step_gflop'): continue
+        achieved = s['step_gflop'] / s['step_s']
+        precision = 'bf16' if 'bf16' in name else 'fp32'
+        peak = r[f'{precision}_gflops']
+        rows.append([name, fmt(s['step_gflop'], 1), fmt(achieved, 1), f'{precision}: {peak:,.1f}', f'{achieved / peak:.1%}'])
+    return [['## How close to the machine'],
+            [f"Measured matmul peak on this CPU ({r['threads']} threads, `bench/_matmul_peak.py`, best of square products of "
+             f"2048 and 4096): **{r['fp32_gflops']:,.1f} GFLOP/s in float32, {r['bf16_gflops']:,.1f} GFLOP/s in bfloat16** "
+             f"(torch CPU capability {r['cpu_capability']})."],
+            table(['contestant', 'GFLOP per step', 'achieved GFLOP/s', 'peak of its precision, GFLOP/s', 'fraction of that peak'], 'lrrrr', rows),
+            ['GFLOP per step: forward, loss and backward of one training batch, counted by `torch.utils.flop_counter.FlopCounterMode`',
+             '(convolutions and matmuls; the optimizer, BatchNorm and elementwise work are not counted). Achieved = that ÷ the',
+             "median step time. A U-Net's convolutions are smaller and less regular than a big square matmul, so the fraction",
+             'measures how much of the step is spent in well-used arithmetic, not a target of 100%.']]
 
 
 def main():
     args, names = parse_args(__doc__, CONTESTANTS, 'unet_step.md')
-    report(args, names, run_benchmark(args, names, CONTESTANTS, write_data, 'unet_step_'))
+    run = run_benchmark(args, names, CONTESTANTS, write_data, 'unet_step_', firsts=('step_gflop',))
+    run['fraction'] = machine_fraction(args, run['summary'])
+    report(args, names, run)
 
 
 if __name__ == '__main__': main()
