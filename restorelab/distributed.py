@@ -120,13 +120,15 @@ class DistributedTrainer(Callback):
         if self._silent is not None: learn.silent, self._silent = self._silent, None
 
 # %% ../nbs/21_distributed.ipynb #50fe8ce5
-def to_distributed(learn, sync_bn: bool = False, find_unused_parameters: bool = False):
-    "Train `learn` data-parallel in the running process group (see `setup_distrib`); the learner is returned."
+def to_distributed(learn, cuda_id: int | None = None, sync_bn: bool = False, find_unused_parameters: bool = False):
+    "Train `learn` data-parallel in the running process group (see `setup_distrib`) on GPU `cuda_id` (default `LOCAL_RANK`)."
     if not _initialized():
         raise RuntimeError('to_distributed: no process group: start the script with torchrun and call setup_distrib() '
                            '(or use `with learn.distrib_ctx():`, which does both)')
-    if learn.device.type == 'cuda':
-        learn.device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    if cuda_id is not None and not torch.cuda.is_available():
+        raise ValueError(f'to_distributed: cuda_id={cuda_id!r} but this machine has no CUDA device')
+    if learn.device.type == 'cuda' or cuda_id is not None:
+        learn.device = torch.device('cuda', int(ifnone(cuda_id, os.environ.get('LOCAL_RANK', 0))))
         learn.model.to(learn.device)
         learn.data.device = learn.device
         for dl in learn.data.dls: dl.device = learn.device

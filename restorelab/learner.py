@@ -285,9 +285,9 @@ class Learner(Inference):
     def distrib_ctx(self, sync_bn: bool = False, find_unused_parameters: bool = False, backend: str | None = None):
         "Context manager: inside, fits run data-parallel over the processes torchrun started (see `distributed`)."
         return distrib_ctx(self, sync_bn=sync_bn, find_unused_parameters=find_unused_parameters, backend=backend)
-    def to_distributed(self, sync_bn: bool = False, find_unused_parameters: bool = False):
-        "fastai v1's name: train data-parallel in the running process group (`distributed.setup_distrib` starts one)."
-        return to_distributed(self, sync_bn=sync_bn, find_unused_parameters=find_unused_parameters)
+    def to_distributed(self, cuda_id: int | None = None, sync_bn: bool = False, find_unused_parameters: bool = False):
+        "fastai v1's `learn.to_distributed(local_rank)`: data-parallel in the running process group (`setup_distrib` starts one)."
+        return to_distributed(self, cuda_id, sync_bn=sync_bn, find_unused_parameters=find_unused_parameters)
     def detach_distributed(self):
         "Train in one process again."
         return detach_distributed(self)
