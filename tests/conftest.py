@@ -1,5 +1,19 @@
 import os
+import numpy as np
 import pytest
+from PIL import Image
+
+
+def two_class_images(path, n_train: int, n_valid: int, levels=(60, 190), noise: float = 40, seed: int = 0):
+    "Write `path/{train,valid}/{a,b}/i.png`: 16x16 RGB images around grey level `levels[k]` of class k, with Gaussian noise."
+    rng = np.random.default_rng(seed)
+    for split, n in (('train', n_train), ('valid', n_valid)):
+        for cls, level in zip(('a', 'b'), levels):
+            (path/split/cls).mkdir(parents=True)
+            for i in range(n // 2):
+                img = (np.full((16, 16, 3), level, np.uint8) + rng.normal(0, noise, (16, 16, 3))).clip(0, 255)
+                Image.fromarray(img.astype(np.uint8)).save(path/split/cls/f'{i}.png')
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+
+from conftest import two_class_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,14 +66,7 @@ SCRIPT = textwrap.dedent('''
 @pytest.fixture(scope='module')
 def folder(tmp_path_factory):
     path = tmp_path_factory.mktemp('ddp')
-    rng = np.random.default_rng(0)
-    for split, n in (('train', 40), ('valid', 14)):   # 14: the two ranks' validation shares are 7 each
-        for cls in ('a', 'b'):
-            (path/'imgs'/split/cls).mkdir(parents=True)
-            for i in range(n // 2):
-                base = np.full((16, 16, 3), 80 if cls == 'a' else 170, np.uint8)
-                img = (base + rng.normal(0, 50, base.shape)).clip(0, 255).astype(np.uint8)
-                Image.fromarray(img).save(path/'imgs'/split/cls/f'{i}.png')
+    two_class_images(path/'imgs', 40, 14, levels=(80, 170), noise=50)   # 14: two validation shares of 7
     from restorelab.test_utils import synth_segmentation
     synth_segmentation(path/'seg', n_train=8, n_valid=4, size=(32, 32), n_classes=3)
     (path/'train.py').write_text(SCRIPT)

@@ -4,10 +4,10 @@ and a GANLearner with an adaptive switcher)."""
 import json, os, signal, subprocess, sys, textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+
+from conftest import two_class_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,14 +53,7 @@ SCRIPT = textwrap.dedent('''
 @pytest.fixture(scope='module')
 def folder(tmp_path_factory):
     path = tmp_path_factory.mktemp('resume')
-    rng = np.random.default_rng(0)
-    for split, n in (('train', 40), ('valid', 16)):
-        for cls in ('a', 'b'):
-            (path/'imgs'/split/cls).mkdir(parents=True)
-            for i in range(n // 2):
-                base = np.full((16, 16, 3), 60 if cls == 'a' else 190, np.uint8)
-                img = (base + rng.normal(0, 40, base.shape)).clip(0, 255).astype(np.uint8)
-                Image.fromarray(img).save(path/'imgs'/split/cls/f'{i}.png')
+    two_class_images(path/'imgs', 40, 16)
     (path/'train.py').write_text(SCRIPT)
     return path
 

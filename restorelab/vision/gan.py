@@ -44,7 +44,7 @@ class GANLoss:
     "The loss of the current phase: the generator's on `(output, target)`, the critic's on `(real_pred, input)`."
     def __init__(self, gen_loss_func, crit_loss_func, gan_model: GANModule):
         self.gen_loss_func, self.crit_loss_func, self.gan_model = gen_loss_func, crit_loss_func, gan_model
-        self.autocast = None     # the learner's autocast (set by `GANTrainer`): the critic runs in it here too
+        self.autocast = None     # the learner's autocast (the learner sets it at each fit): the critic runs in it too
         self.prep_input = None   # the learner's input preparation (channels_last), for the generator's input here
     def __call__(self, *args): return self.generator(*args) if self.gan_model.gen_mode else self.critic(*args)
     def _run(self, model, x):
@@ -157,7 +157,7 @@ class GANTrainer(Callback):
 
     def column_values(self) -> list: return [self.last_gen, self.last_crit]
     def before_fit(self, learn):
-        learn.loss_func.autocast, learn.loss_func.prep_input = learn._autocast, learn._prep_input
+        learn.loss_func.prep_input = learn._prep_input   # (its autocast: set by the learner, as for any loss)
         self._smooth_gen, self._smooth_crit = SmoothenValue(self.beta), SmoothenValue(self.beta)
         self.last_gen = self.last_crit = None
         self.gen_batches = 0
