@@ -174,7 +174,9 @@ class ConvLayer(ParametrizedPickleMixin, nn.Sequential):
                                      bias=ifnone(bias, not has_norm)), init)
         if norm_type == NormType.Weight: conv = weight_norm(conv)
         elif norm_type == NormType.Spectral: conv = spectral_norm(conv)
-        post = [act_cls() if act_cls is not None else relu(leaky=leaky)] if use_activ else []
+        # in place, as v1's conv_layer: nothing else reads the conv/norm output it overwrites, and it saves a copy of
+        # every activation (time and memory); a hook on the conv itself therefore sees the activated values
+        post = [act_cls() if act_cls is not None else relu(inplace=True, leaky=leaky)] if use_activ else []
         if has_norm: post.insert(0 if bn_1st else len(post), _norm_layer(nf, norm_type, ndim))
         if self_attention: post.append(SelfAttention(nf))
         super().__init__(conv, *post)
@@ -326,6 +328,6 @@ class PixelShuffle_ICNR(nn.Sequential):
         nf = ifnone(nf, ni)
         conv = ConvLayer(ni, nf * scale ** 2, ks=1, norm_type=norm_type, use_activ=False,
                          init=partial(icnr, scale=scale))
-        layers = [conv, relu(leaky=leaky), nn.PixelShuffle(scale)]
+        layers = [conv, relu(inplace=True, leaky=leaky), nn.PixelShuffle(scale)]
         if blur: layers += [nn.ReplicationPad2d((1, 0, 1, 0)), nn.AvgPool2d(2, stride=1)]
         super().__init__(*layers)

@@ -79,7 +79,7 @@ class UnetBlock(nn.Module):
         nf = ni if final_div else ni // 2
         self.conv1 = conv_layer(ni, nf, leaky=leaky, norm_type=norm_type, **conv_kwargs)
         self.conv2 = conv_layer(nf, nf, leaky=leaky, norm_type=norm_type, self_attention=self_attention, **conv_kwargs)
-        self.relu = relu(leaky=leaky)
+        self.relu = relu(inplace=True, leaky=leaky)   # on the fresh concatenation: safe in place
         self.out_channels = nf
 
     def forward(self, up_in: Tensor, skip: Tensor) -> Tensor:
