@@ -2,14 +2,19 @@
 
     RESTORELAB_ARCHIVE=/path/to/archives python nbs/lessons/_record.py nbs/lessons/lesson7-resnet-mnist.ipynb [--out DIR]
 
-The notebook is executed with nbconvert in its own folder (as `nbdev_test --flags slow` would run it), then its pictures
-are shrunk so that a reader gets the tables and figures at a modest size: a PNG output over `--max-kb` becomes a JPEG
-at most `--max-width` pixels wide. The result replaces the notebook (or goes to `--out`); run `nbdev_clean` afterwards.
+The notebook is executed with nbclient in its own folder (as `nbdev_test --flags slow` would run it), printing a line
+as each code cell finishes, then its pictures are shrunk so that a reader gets the tables and figures at a modest size:
+a PNG output over `--max-kb` becomes a JPEG at most `--max-width` pixels wide. The result replaces the notebook (or goes
+to `--out`); run `nbdev_clean` afterwards. When a cell fails, the notebook as far as it ran (the failing cell's error
+included) is written beside the destination as `NAME.failed.ipynb`, the notebook itself is left alone, and the exit
+status is 1: an hour-long run that stops at its last cell still shows what it computed.
 """
-import argparse, base64, io, subprocess, sys, tempfile
+import argparse, base64, io, sys, time
 from pathlib import Path
 
 import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from PIL import Image
 
 
@@ -41,16 +46,28 @@ def main():
     p.add_argument('--max-width', type=int, default=900)
     args = p.parse_args()
     nb_path = args.notebook.resolve()
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, '-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute',
-                        '--ExecutePreprocessor.timeout=-1', str(nb_path), '--output-dir', tmp], check=True,
-                       cwd=nb_path.parent)
-        nb = nbformat.read(Path(tmp)/nb_path.name, as_version=4)
+    nb = nbformat.read(nb_path, as_version=4)
+    n_code, start = sum(c.cell_type == 'code' for c in nb.cells), time.perf_counter()
+
+    def progress(cell, cell_index, **kwargs):
+        print(f'{time.strftime("%H:%M:%S")} cell {cell_index} done ({cell.get("execution_count")}/{n_code} code cells, '
+              f'{(time.perf_counter() - start) / 60:.1f} min so far)', flush=True)
+
+    client = NotebookClient(nb, timeout=None, resources={'metadata': {'path': str(nb_path.parent)}},
+                            on_cell_executed=progress)
+    failed = None
+    try: client.execute()
+    except CellExecutionError as e: failed = e
     saved = shrink_images(nb, args.max_kb, args.max_width)
     dest = (args.out/nb_path.name) if args.out else nb_path
+    if failed is not None: dest = dest.with_suffix('.failed.ipynb')
     dest.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dest)
     print(f'{dest}: {dest.stat().st_size / 2**20:.2f} MB ({saved / 2**20:.2f} MB saved on pictures)')
+    if failed is not None:
+        print(f'a cell failed after {(time.perf_counter() - start) / 60:.1f} min; the run so far is in {dest}:\n{failed}',
+              file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == '__main__':
