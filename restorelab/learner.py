@@ -17,7 +17,7 @@ from .core import (ifnone, listify, defaults, atomic_save, cpu_has_native_bf16, 
 from .callback import (Callback, CancelBatchException, CancelEpochException, CancelFitException,
                                  TerminateOnNaN, run_event)
 from .schedule import lr_range, OneCycleScheduler, LRFinder
-from .recorder import Recorder, ProgressCallback
+from .recorder import Recorder, ProgressCallback, LossMetrics, LossPart
 from .optimizer import OptimWrapper, AdamW
 from .data.bunch import DataBunch
 from .hooks import ModelSummary, model_summary
@@ -309,7 +309,7 @@ class Learner(Inference):
 
     # ---------------------------------------------------------------- evaluation (predictions: `Inference`)
     def validate(self, dl=None, callbacks=None) -> list:
-        "`[valid_loss, *metrics]` on `dl` (default: the validation loader)."
+        "`[valid_loss, *metrics]` on `dl` (default: the validation loader), then the loss's parts if `LossMetrics` is used."
         dl = ifnone(dl, self.data.valid_dl)
         if dl is None or len(dl.dataset) == 0:
             raise ValueError('validate: the data has no validation set (split it with a non-empty validation part, '
@@ -319,12 +319,18 @@ class Learner(Inference):
         saved = self.cbs, self.training, getattr(self, 'dl', None), self.iter, self.model.training
         self.cbs = sorted([rec] + listify(callbacks), key=lambda cb: cb.order)
         try:
-            rec._metrics = rec._metric_objs(self)
+            rec._metrics = rec._metric_objs(self) + self._loss_parts()
             self._validate(dl)
         finally:
             self.cbs, self.training, self.dl, self.iter, was_training = saved
             self.model.train(was_training)
         return [float(v) if v is not None else None for v in rec.last_valid] if hasattr(rec, 'last_valid') else []
+
+    def _loss_parts(self) -> list:
+        "The loss parts that a `LossMetrics` among the callbacks adds to the epoch table, for `validate` to report too."
+        used = any(LossMetrics in (cb, type(cb), getattr(cb, 'func', None)) for cb in self.callback_fns + self.callbacks)
+        present = {m.name for m in listify(self.metrics) if isinstance(m, LossPart)}   # inside a fit: already there
+        return [LossPart(n) for n in getattr(self.loss_func, 'metric_names', None) or [] if used and n not in present]
 
     def summary(self) -> ModelSummary:
         "Each layer's type, output shape, number of parameters and whether they train, on one training batch."

@@ -14,6 +14,7 @@ from torchvision.models import vgg16_bn
 
 import restorelab.feature_loss as rl
 from restorelab.hooks import children, requires_grad, hook_outputs, Hook
+from restorelab.callback import Callback
 from restorelab.recorder import LossMetrics, LossPart
 from restorelab.data.vision import ImageImageList
 from restorelab.data.bunch import imagenet_stats
@@ -146,6 +147,17 @@ def test_loss_metrics_columns_are_validation_averages(tmp_path, lesson_vgg):
     vals = Learner(data, learn.model, loss_func=feat_loss, metrics=[LossPart(k) for k in feat_loss.metric_names],
                    silent=True).validate()
     np.testing.assert_allclose(vals[1:], rec.metrics[-1], rtol=1e-4)
+    # with `LossMetrics` among its callbacks, the learner's own `validate` reports the parts too, as the table does
+    vals = learn.validate()
+    assert len(vals) == 1 + len(feat_loss.metric_names)
+    np.testing.assert_allclose(vals, [rec.val_losses[-1], *rec.metrics[-1]], rtol=1e-4)
+    # ... and a validate inside a fit (where LossMetrics has added the parts to the metrics) does not repeat them
+    class ValidateAtEnd(Callback):
+        def after_fit(self, learn): self.vals = learn.validate()
+    cb = ValidateAtEnd()
+    cb.order = -30   # before LossMetrics (-20) restores the user's metrics
+    learn.fit(1, 1e-3, callbacks=[cb])
+    assert len(cb.vals) == 1 + len(feat_loss.metric_names)
     assert _hooks_on(vgg_m) == 0
 
 
