@@ -1,7 +1,10 @@
 """Super-resolution at a scale (lesson 14): LR/HR folders made by `Downscale`, data whose target is `scale` times its
 input, `SrResnet` trained x2 then loaded into x4 (progressive upscaling), and inference at the scale: `predict`, tiles,
 `export`/`load_learner` and `restorelab restore`."""
+import io
+import tarfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +18,10 @@ from restorelab.data.bunch import imagenet_stats
 from restorelab.data.vision import ImageImageList, open_image
 from restorelab.learner import Learner
 from restorelab.losses import MSELossFlat
+from restorelab.metrics import imresize, psnr
 from restorelab.models.srresnet import SrResnet, srresnet_split
 from restorelab.models.style import StyleResnet
+from restorelab.pretrained import load_pretrained, pretrained_file, pretrained_models
 from restorelab.vision.learner import load_learner
 
 SIZES = [(41, 53), (40, 52), (45, 60), (44, 57), (42, 50), (43, 55)]   # (h, w): odd and even sides
@@ -186,31 +191,23 @@ def test_preload_serves_the_item_by_item_path(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize('name,scale', [('srresnet-x2', 2), ('srresnet-x4', 4)])
-def test_the_shipped_srresnets(name, scale):
+def test_the_shipped_srresnets(name, scale, tmp_path):
     "The trained models that ship: small files that say what they are, and that beat bicubic on photos they never saw."
-    import io
-    import tarfile
-    from pathlib import Path
-    import restorelab.pretrained as pretrained
-    from restorelab.data.vision import Image
-    from restorelab.metrics import imresize, psnr
-    fn = pretrained.pretrained_file(name)
-    assert fn.stat().st_size < 3 * 2**20
-    info = pretrained.pretrained_models()[name]
+    assert pretrained_file(name).stat().st_size < 3 * 2**20
+    info = pretrained_models()[name]
     assert info['scale'] == scale and 'Pets' in info['data'] and info['valid_psnr_y'] > 20
-    learn = pretrained.load_pretrained(name)
+    learn = load_pretrained(name)
     # photos of the repository's Pets sample that were validation photos of the lesson's split (never trained on)
     names = ['Abyssinian_101.jpg', 'Egyptian_Mau_10.jpg', 'newfoundland_10.jpg']
-    with tarfile.open(Path(__file__).parents[1]/'samples'/'pets_tiny.tgz') as tar:
-        photos = [np.asarray(PILImage.open(io.BytesIO(tar.extractfile(f'oxford-iiit-pet/images/{n}').read())).convert('RGB'))
-                  for n in names]
     gains = []
-    for photo in photos:
-        hr = imresize(photo[:photo.shape[0] // 2 * 2, :photo.shape[1] // 2 * 2], 1 / 2)   # as trained: photos at half size
-        hr = hr[:hr.shape[0] // scale * scale, :hr.shape[1] // scale * scale]
-        lr = imresize(hr, 1 / scale)
-        img = Image(torch.from_numpy(lr).permute(2, 0, 1).float() / 255)
-        out = (learn.predict(img, tile=128, overlap=16)[2].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        assert out.shape == hr.shape
-        gains.append(psnr(out, hr, scale, test_y_channel=True) - psnr(imresize(lr, scale), hr, scale, test_y_channel=True))
+    with tarfile.open(Path(__file__).parents[1]/'samples'/'pets_tiny.tgz') as tar:
+        for n in names:
+            photo = PILImage.open(io.BytesIO(tar.extractfile(f'oxford-iiit-pet/images/{n}').read()))
+            hr = Downscale(2)(photo)                       # as the lesson made its HR photos: the photos at half size
+            Downscale(scale)(hr).save(tmp_path/f'{n}.png')  # and its LR copies
+            lr = np.asarray(PILImage.open(tmp_path/f'{n}.png'))
+            hr = np.asarray(hr)[:lr.shape[0] * scale, :lr.shape[1] * scale]
+            out = learn.predict(open_image(tmp_path/f'{n}.png'), tile=128, overlap=16)[0].to_uint8().permute(1, 2, 0).numpy()
+            assert out.shape == hr.shape
+            gains.append(psnr(out, hr, scale, test_y_channel=True) - psnr(imresize(lr, scale), hr, scale, test_y_channel=True))
     assert np.mean(gains) > 0.5, gains   # recorded: x2 1.34/0.94/1.40 dB, x4 0.81/0.58/0.84 dB
