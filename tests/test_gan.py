@@ -28,17 +28,18 @@ def _pairs(path, n=8, size=16):
     return (ImageImageList.from_folder(path/'lr').split_by_idx([0, 1]).label_from_func(lambda x: path/'hr'/x.name)
             .transform(([], []), tfm_y=True).databunch(bs=2))
 
-def _critic():   # with BatchNorm and dropout, so that eval mode is visible
-    return nn.Sequential(nn.Conv2d(3, 8, 4, stride=2, padding=1), nn.BatchNorm2d(8), nn.LeakyReLU(0.2), nn.Dropout(0.5),
-                         nn.Conv2d(8, 1, 4, stride=2, padding=1), nn.Flatten())
+def _critic(bn=True):   # with BatchNorm and dropout, so that eval mode is visible
+    return nn.Sequential(nn.Conv2d(3, 8, 4, stride=2, padding=1), nn.BatchNorm2d(8) if bn else nn.Identity(),
+                         nn.LeakyReLU(0.2), nn.Dropout(0.5), nn.Conv2d(8, 1, 4, stride=2, padding=1), nn.Flatten())
 
-def _gan(path, switcher=None, **kwargs):
+def _gan(path, switcher=None, critic=None, **kwargs):
     data = _pairs(path)
     gen = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
     from restorelab.vision.gan import gan_loss_from_func
     losses = gan_loss_from_func(MSELossFlat(), AdaptiveLoss(nn.BCEWithLogitsLoss()), (1., 10.))
     kwargs = {'silent': True, 'show_img': False, **kwargs}
-    return GANLearner(data, gen, _critic(), *losses, switcher=switcher or FixedGANSwitcher(n_crit=1, n_gen=1), **kwargs)
+    return GANLearner(data, gen, critic or _critic(), *losses, switcher=switcher or FixedGANSwitcher(n_crit=1, n_gen=1),
+                      **kwargs)
 
 def _params(m): return {k: v.detach().clone() for k, v in m.named_parameters()}
 
@@ -69,11 +70,13 @@ class Probe(Callback):
             self._row['crit_stats_moved'] = not torch.equal(self._before[2], _stats(gan.critic))
             self.rows.append(self._row)
 
-def _stats(critic): return critic[1].running_mean.clone()
+def _stats(critic): return critic[1].running_mean.clone() if isinstance(critic[1], nn.BatchNorm2d) else torch.zeros(0)
 
 
-def test_the_idle_model_gets_no_gradient_and_is_not_stepped(tmp_path):
-    learn, probe = _gan(tmp_path), Probe()
+@pytest.mark.parametrize('bn', [True, False], ids=['two_critic_passes', 'one_critic_pass'])
+def test_the_idle_model_gets_no_gradient_and_is_not_stepped(tmp_path, bn):
+    learn, probe = _gan(tmp_path, critic=_critic(bn)), Probe()
+    assert learn.gan_trainer.critic_one_pass() == (not bn)   # batch norm: real and fake images in separate passes
     learn.fit(2, 1e-2, callbacks=[probe])
     rows = probe.rows
     assert {r['gen_mode'] for r in rows} == {True, False}

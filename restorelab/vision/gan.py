@@ -46,6 +46,7 @@ class GANLoss:
         self.gen_loss_func, self.crit_loss_func, self.gan_model = gen_loss_func, crit_loss_func, gan_model
         self.autocast = None     # the learner's autocast (the learner sets it at each fit): the critic runs in it too
         self.prep_input = None   # the learner's input preparation (channels_last), for the generator's input here
+        self.one_pass = False    # the critic scores real and fake images in one batch (`critic_batch`; set by GANTrainer)
     def __call__(self, *args): return self.generator(*args) if self.gan_model.gen_mode else self.critic(*args)
     def _run(self, model, x):
         if self.autocast is None: return model(x)
@@ -54,11 +55,21 @@ class GANLoss:
         "How the critic scores the generator's `output`, and (for the losses that use it) how close it is to `target`."
         fake_pred = self._run(self.gan_model.critic, output)   # the frozen critic passes gradients on to the output
         return self.gen_loss_func(fake_pred, output, target)
+    def fake(self, input: Tensor) -> Tensor:
+        "The generator's images from `input`, without gradients (the fakes of a critic step)."
+        if self.prep_input is not None: input = self.prep_input(input)   # as the learner prepares a model's input
+        with torch.no_grad(): return self._run(self.gan_model.generator, input)
+    def critic_batch(self, real: Tensor, input: Tensor) -> Tensor:
+        "The critic step's batch: the `real` images, followed by the fakes from `input` when `one_pass`."
+        return torch.cat([real, self.fake(input)]) if self.one_pass else real
     def critic(self, real_pred: Tensor, input: Tensor) -> Tensor:
         "The critic's scores on real images (`real_pred`) against its scores on the generator's fakes from `input`."
-        if self.prep_input is not None: input = self.prep_input(input)   # as the learner prepares a model's input
-        with torch.no_grad(): fake = self._run(self.gan_model.generator, input)
-        return self.crit_loss_func(real_pred, self._run(self.gan_model.critic, fake))
+        if not self.one_pass: return self.crit_loss_func(real_pred, self._run(self.gan_model.critic, self.fake(input)))
+        n = len(input)   # `real_pred` scored `critic_batch`: the real images, then their fakes
+        if len(real_pred) != 2 * n:
+            raise ValueError(f'GANLoss.critic: with one_pass the predictions cover the real and the fake images '
+                             f'({2 * n}), got {len(real_pred)}')
+        return self.crit_loss_func(real_pred[:n], real_pred[n:])
     def __repr__(self): return f'GANLoss(gen={self.gen_loss_func!r}, crit={self.crit_loss_func!r})'
 
 # %% ../../nbs/42_vision.gan.ipynb #f5bf469a
@@ -125,16 +136,24 @@ class GANOptimizers:
     def __repr__(self): return f'GANOptimizers(gen={self.opt_gen!r}, crit={self.opt_crit!r})'
 
 # %% ../../nbs/42_vision.gan.ipynb #05a7cdae
+def _has_batch_stats(model: nn.Module) -> bool:
+    "Whether `model` has a layer whose output for one image depends on the others of its batch (batch norm)."
+    norms = nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm
+    return any(isinstance(m, norms[0]) or (isinstance(m, norms[1]) and m.track_running_stats) for m in model.modules())
+
 class GANTrainer(Callback):
     "Alternate generator and critic: swap the batch for the critic, freeze the idle model, keep both smoothed losses."
     order = -30   # before the one-cycle scheduler (-20) and the recorder (50)
     column_names = ('gen_loss', 'disc_loss')   # extra columns of the recorder's epoch table
 
     def __init__(self, learn: 'GANLearner', switch_eval: bool = False, clip: float | None = None, beta: float = 0.98,
-                 gen_first: bool = False, show_img: bool = True):
+                 gen_first: bool = False, show_img: bool = True, one_pass: bool | None = None):
         if clip is not None and not clip > 0: raise ValueError(f'clip must be above 0 (or None), got {clip!r}')
+        if one_pass is not None and not isinstance(one_pass, bool):
+            raise TypeError(f'critic_one_pass must be True, False or None (decide by the critic), got {one_pass!r}')
         self.learn, self.switch_eval, self.clip, self.beta = learn, switch_eval, clip, beta
-        self.gen_first, self.show_img = gen_first, show_img
+        self.gen_first, self.show_img, self.one_pass = gen_first, show_img, one_pass
+        self.critic_one_pass()   # a critic with batch norm and one_pass=True: say so now, not at the first fit
         self.gen_mode, self.n_iter, self.gen_batches = gen_first, 0, 0
         self.last_gen = self.last_crit = self.last_loss = None
         self.last_output = None
@@ -155,9 +174,19 @@ class GANTrainer(Callback):
             for p in model.parameters(): p.requires_grad_(active)
             if self.switch_eval: model.train(active and self.learn.training)
 
+    def critic_one_pass(self) -> bool:
+        "Whether a critic step scores the real and the fake images in one pass (`one_pass`, or: no batch norm)."
+        batch_stats = _has_batch_stats(self.gan.critic)
+        if self.one_pass and batch_stats:
+            raise ValueError('critic_one_pass=True: the critic has batch normalisation, whose statistics would mix '
+                             'real and generated images; use critic_one_pass=False or None')
+        return (not batch_stats) if self.one_pass is None else self.one_pass
+
     def column_values(self) -> list: return [self.last_gen, self.last_crit]
     def before_fit(self, learn):
         learn.loss_func.prep_input = learn._prep_input   # (its autocast: set by the learner, as for any loss)
+        # one critic pass over real and fake images pays the spectral norm and the weight casts once, not twice
+        learn.loss_func.one_pass = self.critic_one_pass()
         self._smooth_gen, self._smooth_crit = SmoothenValue(self.beta), SmoothenValue(self.beta)
         self.last_gen = self.last_crit = None
         self.gen_batches = 0
@@ -165,7 +194,8 @@ class GANTrainer(Callback):
     def before_train(self, learn): self._apply()   # the loop put both models in train mode
     def before_batch(self, learn):
         # the critic's input is the real image; the generator's input (crappy image, noise) is its "target"
-        if learn.training and not self.gen_mode: learn.xb, learn.yb = learn.yb, learn.xb
+        if learn.training and not self.gen_mode:
+            learn.xb, learn.yb = learn.loss_func.critic_batch(learn.yb, learn.xb), learn.xb
     def state_dict(self) -> dict:
         "The phase, its batches so far, and both smoothed losses (for checkpoints)."
         return dict(gen_mode=self.gen_mode, n_iter=self.n_iter, gen_batches=self.gen_batches, last_gen=self.last_gen,
@@ -248,13 +278,14 @@ class GANLearner(Learner):
     "A `Learner` training `generator` against `critic`: a `GANModule`, its `GANLoss`, a `GANTrainer` and a switcher."
     def __init__(self, data, generator: nn.Module, critic: nn.Module, gen_loss_func, crit_loss_func, switcher=None,
                  gen_first: bool = False, switch_eval: bool = True, show_img: bool = True, clip: float | None = None,
-                 **learn_kwargs):
+                 critic_one_pass: bool | None = None, **learn_kwargs):
         gan = GANModule(generator, critic)
         super().__init__(data, gan, loss_func=GANLoss(gen_loss_func, crit_loss_func, gan), **learn_kwargs)
         switcher = ifnone(switcher, partial(FixedGANSwitcher, n_crit=5, n_gen=1))
         # a switcher class or partial is made anew for each fit (as in fastai); an instance is used by every fit
         (self.callbacks if isinstance(switcher, Callback) else self.callback_fns).append(switcher)
-        self.gan_trainer = GANTrainer(self, switch_eval=switch_eval, clip=clip, gen_first=gen_first, show_img=show_img)
+        self.gan_trainer = GANTrainer(self, switch_eval=switch_eval, clip=clip, gen_first=gen_first, show_img=show_img,
+                                      one_pass=critic_one_pass)
         self.callbacks.append(self.gan_trainer)
         self.gen_spec, self.gen_loss = None, None   # what `export` needs to rebuild the generator (see from_learners)
 
