@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import listify
-from .transforms import (RandTransform, _select, _uniform, _log_uniform, _from_float, rand_crop, crop_pad,
+from .transforms import (RandTransform, _select, _uniform, _log_uniform, _from_float, _resize, rand_crop,
+                                        crop_pad,
                                         flip_lr, dihedral)
 
 # %% auto #0
@@ -28,9 +29,9 @@ def _homography(dst: Tensor) -> Tensor:
                    torch.stack([z, z, z, x, y, o, -Y * x, -Y * y], -1)], 1)
     return torch.cat([torch.linalg.solve(a, torch.cat([X, Y], 1)), o[:, :1]], 1).view(-1, 3, 3)
 
-def _resample(t: Tensor, m: Tensor, is_mask: bool, ctx) -> Tensor:
-    "Sample `t` [N,C,H,W] at the points where `m` [N,3,3] sends each output pixel."
-    h, w = t.shape[-2:]
+def _resample(t: Tensor, m: Tensor, is_mask: bool, ctx, out_hw=None) -> Tensor:
+    "Sample `t` [N,C,H,W] at the points where `m` [N,3,3] sends each output pixel (an `out_hw` grid, else `t`'s size)."
+    h, w = out_hw or t.shape[-2:]
     xs, ys = (torch.arange(w) * 2 + 1) / w - 1, (torch.arange(h) * 2 + 1) / h - 1     # pixel centres
     pts = torch.einsum('hwk,njk->nhwj', torch.stack([*torch.meshgrid(xs, ys, indexing='xy'), torch.ones(h, w)], -1), m)
     grid = pts[..., :2] if bool((m[:, 2, :2] == 0).all()) else pts[..., :2] / pts[..., 2:]   # affine: no division
@@ -46,10 +47,18 @@ class Warp(RandTransform):
     def matrix(self, params: dict, h: int, w: int) -> Tensor: raise NotImplementedError
     def apply(self, t, params, is_mask, ctx): return self.apply_group([self], [params], t, is_mask, ctx)
     def apply_group(self, tfms, params, t, is_mask, ctx):
-        "Apply several warps with one resampling (their matrices multiplied in order)."
-        m = reduce(torch.bmm, [tfm.matrix(p, *t.shape[-2:]) for tfm, p in zip(tfms, params)])
+        "Apply several warps with one resampling (their matrices multiplied in order), to `ctx.out_hw` when it is set."
+        out_hw, ctx.out_hw = tuple(getattr(ctx, 'out_hw', None) or t.shape[-2:]), None   # (later warps keep the size)
+        m = reduce(torch.bmm, [tfm.matrix(p, *out_hw) for tfm, p in zip(tfms, params)])
         do = torch.stack([p['do'] for p in params]).any(0)
-        return _select(do, lambda o, i: _resample(o, m[i], is_mask, ctx), t)
+        warp = lambda o, i: _resample(o, m[i], is_mask, ctx, out_hw)
+        if tuple(t.shape[-2:]) == out_hw: return _select(do, warp, t)
+        if do.all(): return warp(t, slice(None))
+        out = _resize(t, out_hw, is_mask, ctx.mode)   # the samples that no warp drew are only resized
+        if do.any():
+            idx = do.nonzero()[:, 0]
+            out[idx.to(out.device)] = warp(t[idx.to(t.device)], idx)
+        return out
 
 class Rotate(Warp):
     "Rotate by an angle (in degrees) drawn uniformly from `degrees`."

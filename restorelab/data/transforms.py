@@ -122,7 +122,8 @@ def _ctx(mode, padding_mode, is_train=True, scale: int = 1):
     "What the transforms need besides their draws; `scale`: the tensor is `scale` times the input's resolution."
     _check_choice(mode, ('bilinear', 'nearest', 'bicubic'), 'mode')
     _check_choice(padding_mode, _pad_modes, 'padding_mode')
-    return SimpleNamespace(mode=mode, padding_mode=padding_mode, is_train=is_train, size=None, scale=scale)
+    # out_hw: the size the first warps resample to (`apply_tfms` with `size`), None: the tensor's own
+    return SimpleNamespace(mode=mode, padding_mode=padding_mode, is_train=is_train, size=None, scale=scale, out_hw=None)
 
 def _run(tfms: list, x: Tensor, y, y_mask: bool, ctx, ctx_y=None):
     "Apply sorted `tfms` to `x` [N,C,H,W] and `y` (or None, with `ctx_y`) with one draw per sample, shared by x and y."
@@ -152,6 +153,11 @@ def _fit_size(hw, target, method: str) -> tuple:
     if method in ('squish', 'no'): return target if method == 'squish' else tuple(hw)
     ratio = (min if method == 'crop' else max)(hw[0] / target[0], hw[1] / target[1])
     return round(hw[0] / ratio), round(hw[1] / ratio)
+
+def _shrink(t: Tensor, hw, is_mask: bool, mode: str) -> Tensor:
+    "`t` resized (keeping its aspect ratio) to cover twice `hw`, when it is bigger than that; else `t` itself."
+    ratio = min(t.shape[-2] / (2 * hw[0]), t.shape[-1] / (2 * hw[1]))
+    return t if ratio <= 1 else _resize(t, (round(t.shape[-2] / ratio), round(t.shape[-1] / ratio)), is_mask, mode)
 
 def check_scale(scale, tfm_y: bool = True, y_is_mask: bool = False, where: str = 'scale') -> int:
     "`scale` (how many times the input's size an image target is) when it is a whole number >= 1 that can apply, else an error."
@@ -185,11 +191,15 @@ def apply_tfms(tfms, x: Tensor, y=None, *, size=None, tfm_y: bool = False, resiz
         _check_choice(method, ('crop', 'pad', 'squish', 'no'), 'resize_method')
         ctx.size = ctx_y.size = tuple(int(s / mult + 0.5) * mult for s in _pair(size)) if mult else _pair(size)
         hw = _fit_size(xb.shape[-2:], ctx.size, method)
-        xb = _resize(xb, hw, False, mode)
         # a target of the input's scale is fitted to `size` on its own (lesson 7's small crappy input, big target);
         # one at another scale follows the input exactly, at `scale` times its size
-        if do_y: yb = _resize(yb, _fit_size(yb.shape[-2:], ctx.size, method) if scale == 1 else (hw[0] * scale, hw[1] * scale),
-                              y_mask, mode)
+        hw_y = (_fit_size(yb.shape[-2:], ctx.size, method) if scale == 1 else (hw[0] * scale, hw[1] * scale)) if do_y else None
+        if tfms and getattr(tfms[0], 'fuse', None) == 'warp':
+            # warps first: they resample to the fitted size from the image at up to twice it, as fastai v1 resampled from
+            # the original (resizing first would blur whatever a zoom magnifies)
+            ctx.out_hw, ctx_y.out_hw = hw, hw_y
+            xb, yb = _shrink(xb, hw, False, mode), (_shrink(yb, hw_y, y_mask, mode) if do_y else yb)
+        else: xb, yb = _resize(xb, hw, False, mode), (_resize(yb, hw_y, y_mask, mode) if do_y else yb)
         if not any(isinstance(t, Crop) for t in tfms): tfms = _flat(tfms + [crop_pad(padding_mode=padding_mode)])
     xb, yb = _run(tfms, xb, yb, y_mask, ctx, ctx_y)
     return xb[0], (yb.reshape(y.shape[:-2] + yb.shape[-2:]) if do_y else y)
