@@ -13,8 +13,7 @@ from torch import Tensor
 
 from ..core import listify
 from .transforms import (RandTransform, _select, _uniform, _log_uniform, _from_float, _resize, rand_crop,
-                                        crop_pad,
-                                        flip_lr, dihedral)
+                                        crop_pad, flip_lr, dihedral)
 
 # %% auto #0
 __all__ = ['rotate', 'zoom', 'rand_zoom', 'symmetric_warp', 'brightness', 'contrast', 'Warp', 'Rotate', 'Zoom', 'SymmetricWarp',
