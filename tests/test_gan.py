@@ -28,7 +28,7 @@ def _pairs(path, n=8, size=16):
     return (ImageImageList.from_folder(path/'lr').split_by_idx([0, 1]).label_from_func(lambda x: path/'hr'/x.name)
             .transform(([], []), tfm_y=True).databunch(bs=2))
 
-def _critic(bn=True):   # with BatchNorm and dropout, so that eval mode is visible
+def _critic(bn=True):   # dropout (and BatchNorm when bn), so that eval mode is visible
     return nn.Sequential(nn.Conv2d(3, 8, 4, stride=2, padding=1), nn.BatchNorm2d(8) if bn else nn.Identity(),
                          nn.LeakyReLU(0.2), nn.Dropout(0.5), nn.Conv2d(8, 1, 4, stride=2, padding=1), nn.Flatten())
 

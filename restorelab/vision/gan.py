@@ -138,8 +138,9 @@ class GANOptimizers:
 # %% ../../nbs/42_vision.gan.ipynb #05a7cdae
 def _has_batch_stats(model: nn.Module) -> bool:
     "Whether `model` has a layer whose output for one image depends on the others of its batch (batch norm)."
-    norms = nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm
-    return any(isinstance(m, norms[0]) or (isinstance(m, norms[1]) and m.track_running_stats) for m in model.modules())
+    batch_norm, instance_norm = nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm
+    return any(isinstance(m, batch_norm) or (isinstance(m, instance_norm) and m.track_running_stats)
+               for m in model.modules())
 
 class GANTrainer(Callback):
     "Alternate generator and critic: swap the batch for the critic, freeze the idle model, keep both smoothed losses."
