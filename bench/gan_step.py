@@ -99,8 +99,9 @@ def report(args, names, run):
              '  5 × the learning rate. fastai runs the critic twice (real batch, then fake batch); restorelab, whose `gan_critic` has',
              '  no batch norm, runs it once over the 16 real and fake images (`critic_one_pass`, the same loss and gradients).',
              '- **fetch ms**: the median time from the end of a step to the next step\'s before_batch in the timer (the loader and',
-             '  the before_batch of the callbacks that run before it). For restorelab\'s one-pass critic this includes making the fakes (`GANTrainer.before_batch`, before the',
-             '  timer\'s own), which fastai does inside its loss: compare the step times, not this column, across libraries.']
+             '  the before_batch of the callbacks that run before it). For restorelab\'s one-pass critic this includes making the',
+             '  fakes (`GANTrainer.before_batch`, before the timer\'s own), which fastai does inside its loss: compare the step',
+             '  times, not this column, across libraries.']
     speed = ['Speed vs fastai-fp32 = fastai-fp32 step time ÷ the contestant\'s, for each kind of step (> 1: faster than fastai). The',
              'issue\'s goals apply to both kinds; the bf16 one only means something on a CPU with native bf16 (AVX512-BF16 or AMX,',
              'listed under Machine): elsewhere bfloat16 is emulated and slower than float32. Peak RSS: the process\'s peak resident',
