@@ -9,17 +9,19 @@ from functools import partial
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn, Tensor
+from torch.autograd.function import once_differentiable
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm, spectral_norm
 
 from .core import ifnone
 
 # %% auto #0
-__all__ = ['NormType', 'batchnorm_2d', 'relu', 'init_default', 'conv2d', 'conv2d_trans', 'conv1d', 'ParametrizedPickleMixin',
-           'SelfAttention', 'ConvLayer', 'conv_layer', 'SequentialEx', 'MergeLayer', 'res_block', 'Flatten', 'Lambda',
-           'View', 'ResizeBatch', 'sigmoid_range', 'SigmoidRange', 'AdaptiveConcatPool2d', 'PoolFlatten', 'icnr',
-           'PixelShuffle_ICNR']
+__all__ = ['NormType', 'batchnorm_2d', 'relu', 'init_default', 'conv2d', 'conv2d_trans', 'conv1d', 'MatmulConv2d',
+           'ParametrizedPickleMixin', 'SelfAttention', 'ConvLayer', 'conv_layer', 'SequentialEx', 'MergeLayer',
+           'res_block', 'Flatten', 'Lambda', 'View', 'ResizeBatch', 'sigmoid_range', 'SigmoidRange',
+           'AdaptiveConcatPool2d', 'PoolFlatten', 'icnr', 'PixelShuffle_ICNR']
 
 # %% ../nbs/30_layers.ipynb #71a671bb
 class NormType(Enum):
@@ -80,6 +82,67 @@ def conv2d_trans(ni: int, nf: int, ks: int = 2, stride: int = 2, padding: int = 
 def conv1d(ni: int, nf: int, ks: int = 1, stride: int = 1, padding: int = 0, bias: bool = False) -> nn.Conv1d:
     "A kaiming-initialised `Conv1d` in spectral norm (for `SelfAttention`); pickles inside a `ParametrizedPickleMixin`."
     return spectral_norm(init_default(nn.Conv1d(ni, nf, ks, stride=stride, padding=padding, bias=bias)))
+
+# %% ../nbs/30_layers.ipynb #e1fb323e
+class _MatmulConv(torch.autograd.Function):
+    "`conv2d(x, weight, bias, stride, padding)` (zero padding, no dilation or groups) as patches @ weightᵀ + bias."
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding):
+        bs, ci, h, w = x.shape
+        co, _, kh, kw = weight.shape
+        oh, ow = (h + 2*padding[0] - kh) // stride[0] + 1, (w + 2*padding[1] - kw) // stride[1] + 1
+        # channels-last padded input, then one row per output position holding its (kh, kw, ci) patch
+        padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, padding[1], padding[1], padding[0], padding[0]))
+        patches = padded.unfold(1, kh, stride[0]).unfold(2, kw, stride[1])   # (bs, oh, ow, ci, kh, kw), a view
+        patches = patches.permute(0, 1, 2, 4, 5, 3).reshape(bs * oh * ow, kh * kw * ci)
+        weight2d = weight.permute(0, 2, 3, 1).reshape(co, -1)   # (kh, kw, ci) order too; a view if channels_last
+        # written straight into a channels-last output (not returned as a view of the product: the in-place
+        # activation that follows would be refused on a view made inside a Function)
+        out = torch.empty(bs, co, oh, ow, dtype=patches.dtype, device=patches.device, memory_format=torch.channels_last)
+        rows = out.permute(0, 2, 3, 1).view(bs * oh * ow, co)
+        if bias is None: torch.mm(patches, weight2d.t(), out=rows)
+        else: torch.addmm(bias, patches, weight2d.t(), out=rows)
+        ctx.save_for_backward(patches, weight2d)
+        ctx.geometry = (bs, ci, h, w, co, kh, kw, oh, ow, stride, padding, bias is not None)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        patches, weight2d = ctx.saved_tensors
+        bs, ci, h, w, co, kh, kw, oh, ow, stride, padding, has_bias = ctx.geometry
+        grad = grad_out.permute(0, 2, 3, 1).reshape(bs * oh * ow, co)   # a view when the grad is channels-last
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_patches = (grad @ weight2d).view(bs, oh, ow, kh, kw, ci)
+            grad_padded = grad_patches.new_zeros(bs, h + 2*padding[0], w + 2*padding[1], ci)
+            for i in range(kh):      # each kernel tap hands its share back to the input pixels it read
+                for j in range(kw):
+                    grad_padded[:, i:i + stride[0]*(oh-1) + 1:stride[0], j:j + stride[1]*(ow-1) + 1:stride[1]] += \
+                        grad_patches[:, :, :, i, j]
+            grad_x = grad_padded[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w].permute(0, 3, 1, 2)
+        if ctx.needs_input_grad[1]:
+            grad_weight = (grad.t() @ patches).view(co, kh, kw, ci).permute(0, 3, 1, 2)
+        if has_bias and ctx.needs_input_grad[2]: grad_bias = grad.sum(0)
+        return grad_x, grad_weight, grad_bias, None, None
+
+class MatmulConv2d(nn.Conv2d):
+    "An `nn.Conv2d` computed on CPU as one matrix product over its input's patches (faster for weight-heavy convs)."
+    def _covered(self, x: Tensor) -> bool:
+        return (x.device.type == 'cpu' and x.ndim == 4 and self.groups == 1 and self.dilation == (1, 1)
+                and self.padding_mode == 'zeros' and not isinstance(self.padding, str))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self._covered(x): return super().forward(x)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"MatmulConv2d: expected an input of shape (bs, {self.in_channels}, h, w), "
+                             f"got {tuple(x.shape)}")
+        weight, bias = self.weight, self.bias
+        if torch.is_autocast_enabled('cpu'):   # autocast does not see inside a Function: cast as it casts a conv
+            dtype = torch.get_autocast_dtype('cpu')
+            x, weight = x.to(dtype), weight.to(dtype)
+            if bias is not None: bias = bias.to(dtype)
+        return _MatmulConv.apply(x, weight, bias, self.stride, self.padding)
 
 # %% ../nbs/30_layers.ipynb #70690764
 def _eval_value(module: nn.Module, tensor_name: str) -> Tensor:
@@ -163,13 +226,17 @@ class ConvLayer(ParametrizedPickleMixin, nn.Sequential):
         self_attention: bool = False,
         bn_1st: bool = True,                        # norm before activation (v2); False: v1's conv -> act -> BN
         act_cls: type | None = None,                # activation class, replacing ReLU/LeakyReLU
+        matmul: bool = False,                       # a `MatmulConv2d` (2-d, not transposed): weight-heavy convs on CPU
     ):
         if ndim not in (1, 2, 3): raise ValueError(f"ConvLayer: ndim must be 1, 2 or 3, got {ndim!r}")
         if norm_type is not None and not isinstance(norm_type, NormType):
             raise TypeError(f"ConvLayer: norm_type must be a NormType or None, got {norm_type!r}")
+        if matmul and (ndim != 2 or transpose):
+            raise ValueError(f"ConvLayer: matmul=True needs a 2-d conv that is not transposed, got ndim={ndim}, "
+                             f"transpose={transpose}")
         has_norm = norm_type in _BATCH_NORMS + _INSTANCE_NORMS
         padding = ifnone(padding, 0 if transpose else (ks - 1) // 2)
-        conv_cls = getattr(nn, f"Conv{'Transpose' if transpose else ''}{ndim}d")
+        conv_cls = MatmulConv2d if matmul else getattr(nn, f"Conv{'Transpose' if transpose else ''}{ndim}d")
         conv = init_default(conv_cls(ni, nf, kernel_size=ks, stride=stride, padding=padding,
                                      bias=ifnone(bias, not has_norm)), init)
         if norm_type == NormType.Weight: conv = weight_norm(conv)
@@ -186,11 +253,11 @@ def conv_layer(ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | No
                is_1d: bool = False, norm_type: NormType | None = NormType.Batch, use_activ: bool = True,
                leaky: float | None = None, transpose: bool = False, init: Callable | None = nn.init.kaiming_normal_,
                self_attention: bool = False, bn_1st: bool = True, ndim: int = 2,
-               act_cls: type | None = None) -> ConvLayer:
+               act_cls: type | None = None, matmul: bool = False) -> ConvLayer:
     "fastai v1's name (and argument order) for `ConvLayer`: conv, BN and ReLU; `is_1d=True` means `ndim=1`."
     return ConvLayer(ni, nf, ks=ks, stride=stride, padding=padding, bias=bias, ndim=1 if is_1d else ndim,
                      norm_type=norm_type, use_activ=use_activ, leaky=leaky, transpose=transpose, init=init,
-                     self_attention=self_attention, bn_1st=bn_1st, act_cls=act_cls)
+                     self_attention=self_attention, bn_1st=bn_1st, act_cls=act_cls, matmul=matmul)
 
 # %% ../nbs/30_layers.ipynb #d0ecd242
 class SequentialEx(nn.Module):

@@ -7,7 +7,7 @@ from torch import nn
 
 from restorelab.layers import (NormType, batchnorm_2d, relu, conv2d, conv2d_trans, conv1d, ConvLayer, conv_layer,
                                SelfAttention, SequentialEx, MergeLayer, res_block, Flatten, Lambda, View, ResizeBatch,
-                               SigmoidRange, AdaptiveConcatPool2d, PoolFlatten)
+                               SigmoidRange, AdaptiveConcatPool2d, PoolFlatten, MatmulConv2d)
 
 torch.set_num_threads(1)  # these modules are tiny: threads only add overhead on a shared CPU
 
@@ -39,6 +39,10 @@ CASES = [
      (2, 3, 8, 8), (2, 8, 16, 16)),
     ('conv_layer-transpose-spectral', lambda: conv_layer(3, 8, ks=2, stride=2, transpose=True, norm_type=NT.Spectral),
      (2, 3, 8, 8), (2, 8, 16, 16)),
+    ('conv_layer-matmul-spectral', lambda: conv_layer(8, 16, ks=4, stride=2, norm_type=NT.Spectral, leaky=0.2, matmul=True),
+     (2, 8, 8, 8), (2, 16, 4, 4)),
+    ('conv_layer-matmul-batch', lambda: conv_layer(3, 8, matmul=True), (2, 3, 8, 8), (2, 8, 8, 8)),
+    ('MatmulConv2d', lambda: MatmulConv2d(3, 5, 3, stride=(2, 1), padding=(0, 2), bias=True), (2, 3, 9, 8), (2, 5, 4, 10)),
     ('conv_layer-self_attention', lambda: conv_layer(3, 16, self_attention=True), (2, 3, 6, 6), (2, 16, 6, 6)),
     ('conv_layer-1d', lambda: conv_layer(3, 8, is_1d=True), (2, 3, 10), (2, 8, 10)),
     ('ConvLayer-3d', lambda: ConvLayer(3, 8, ndim=3, norm_type=NT.Instance), (2, 3, 4, 4, 4), (2, 8, 4, 4, 4)),
@@ -153,6 +157,40 @@ def test_res_block_starts_near_identity(bn_1st, norm_type):
     rb = res_block(8, norm_type=norm_type, bn_1st=bn_1st).eval()
     x = torch.randn(2, 8, 5, 5)
     with torch.no_grad(): torch.testing.assert_close(rb(x), x + 1e-3)
+
+@pytest.mark.parametrize('bf16', [False, True])
+@pytest.mark.parametrize('norm_type', [NT.Spectral, NT.Weight, NT.Batch, None])
+def test_matmul_conv_layer_matches_conv_layer(norm_type, bf16):
+    "matmul=True computes what the nn.Conv2d layer computes, in-place activation, norms and autocast included."
+    layers = []
+    for matmul in (False, True):
+        torch.manual_seed(0)
+        layers.append(conv_layer(8, 16, ks=4, stride=2, norm_type=norm_type, leaky=0.2, matmul=matmul))
+    assert isinstance(layers[1][0], MatmulConv2d) and not isinstance(layers[0][0], MatmulConv2d)
+    x = torch.randn(3, 8, 10, 10)
+    outs, grads = [], []
+    for m in layers:
+        m.train()
+        xi = x.clone().requires_grad_()
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16): y = m(xi)
+        y.float().pow(2).mean().backward()
+        outs.append(y.float()); grads.append([xi.grad, *(p.grad for p in m.parameters())])
+    tol = dict(rtol=2e-2, atol=2e-2) if bf16 else dict(rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(outs[1], outs[0], **tol)
+    for a, b in zip(grads[1], grads[0]): torch.testing.assert_close(a, b, **tol)
+
+def test_matmul_conv2d_edge_cases():
+    m = MatmulConv2d(4, 6, 3, padding=1)
+    assert m(torch.randn(0, 4, 5, 5)).shape == (0, 6, 5, 5)   # an empty batch, as nn.Conv2d
+    assert m(torch.randn(2, 4, 1, 1)).shape == (2, 6, 1, 1)   # smaller than the kernel, padding makes it fit
+    with pytest.raises(ValueError, match=r'\(bs, 4, h, w\)'): m(torch.randn(2, 5, 5, 5))
+    with pytest.raises(ValueError, match='matmul=True'): ConvLayer(3, 4, ndim=1, matmul=True)
+    # where it does not compute as a matrix product it is nn.Conv2d: dilation, reflect padding, 'same'
+    for kwargs in (dict(dilation=2, padding=2), dict(padding=1, padding_mode='reflect'), dict(padding='same')):
+        torch.manual_seed(0); ref = nn.Conv2d(4, 6, 3, **kwargs)
+        mm = MatmulConv2d(4, 6, 3, **kwargs); mm.load_state_dict(ref.state_dict())
+        x = torch.randn(2, 4, 7, 7)
+        with torch.no_grad(): torch.testing.assert_close(mm(x), ref(x))
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match='ndim'): ConvLayer(3, 4, ndim=0)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn, Tensor
 
-from ..layers import NormType, conv_layer, conv2d, conv2d_trans, res_block, Flatten
+from ..layers import NormType, MatmulConv2d, conv_layer, conv2d, conv2d_trans, res_block, Flatten
 
 # %% auto #0
-__all__ = ['basic_generator', 'basic_critic', 'gan_critic']
+__all__ = ['MATMUL_MIN_WEIGHTS', 'basic_generator', 'basic_critic', 'gan_critic']
 
 # %% ../../nbs/34_models.gan.ipynb #b4a38bee
 def _check_in_size(in_size, fn: str):
@@ -47,8 +47,13 @@ def basic_critic(in_size: int, n_channels: int, n_features: int = 64, n_extra_la
     return nn.Sequential(*layers)
 
 # %% ../../nbs/34_models.gan.ipynb #37e51ff0
+# the critic's convs with this many weights (512→1024 and 1024→2048, 4×4) trained faster as matrix products on CPU,
+# the smaller ones (256→512, and the last 2048→1: a matrix-vector product) slower (bench/results/matmul_conv.md)
+MATMUL_MIN_WEIGHTS = 2 ** 23
+
 def _critic_conv(ni: int, nf: int, ks: int = 3, stride: int = 1, **kwargs) -> nn.Module:
-    return conv_layer(ni, nf, ks=ks, stride=stride, norm_type=NormType.Spectral, leaky=0.2, **kwargs)
+    return conv_layer(ni, nf, ks=ks, stride=stride, norm_type=NormType.Spectral, leaky=0.2,
+                      matmul=ni * nf * ks * ks >= MATMUL_MIN_WEIGHTS, **kwargs)
 
 def gan_critic(n_channels: int = 3, nf: int = 128, n_blocks: int = 3, p: float = 0.15) -> nn.Sequential:
     "Lesson 7's patch critic: spectral-norm convs, dropout, a dense res block and self-attention; logits (bs, n_patches)."

@@ -133,7 +133,10 @@ class DynamicUnet(nn.Module):
         for block, skip in zip(self.blocks, reversed(features)): h = block(h, skip)
         h = self.upsample(h)
         if h.shape[-2:] != x.shape[-2:]: h = F.interpolate(h, x.shape[-2:], mode='nearest')
-        if self.last_cross: h = self.cross(torch.cat([h, x], dim=1))
+        # the input in the decoder's dtype: under bf16 autocast a float32 input would promote the concatenation, the
+        # cross block's residual and their gradients (the largest maps of the network) to float32, which the convs
+        # then cast back to bfloat16 anyway
+        if self.last_cross: h = self.cross(torch.cat([h, x.to(h.dtype)], dim=1))
         return self.y_range(self.final_conv(h))
 
 # %% ../../nbs/32_models.unet.ipynb #ec6f8263
