@@ -60,7 +60,7 @@ def run_demo(out='restorelab_demo', epochs: int = None, sample: bool = False, bs
     import matplotlib.pyplot as plt
     defaults.cmap = 'binary'
     # a shuffled validation loader, so the figure shows a mix of digits rather than the first class
-    fig = learn.show_results(rows=4, figsize=(7, 7), dl=data.valid_dl.new(shuffle=True)); fig.savefig(out / 'results.png', dpi=80); plt.close(fig)
+    fig = learn.show_results(rows=4, figsize=(7, 7), dl=data.valid_dl.new(shuffle=True), return_fig=True); fig.savefig(out / 'results.png', dpi=80); plt.close(fig)
     fig = learn.recorder.plot_losses(return_fig=True); fig.savefig(out / 'losses.png', dpi=80); plt.close(fig)
     res = dict(dataset='mnist' if full else 'mnist_sample', epochs=epochs, n_train=len(data.train_ds),
                n_valid=len(data.valid_ds), valid_loss=valid_loss, accuracy=acc, train_seconds=round(train_time, 1))

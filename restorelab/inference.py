@@ -80,8 +80,9 @@ class Inference:
         pred = ds.y.analyze_pred(raw)
         return ds.y.reconstruct(pred), pred, raw
 
-    def show_results(self, ds_type: DatasetType = DatasetType.Valid, rows: int = 5, dl=None, **kwargs):
-        "Show inputs, targets and predictions of the first batch of `ds_type` (or of the loader `dl`)."
+    def show_results(self, ds_type: DatasetType = DatasetType.Valid, rows: int = 5, dl=None, return_fig: bool = False,
+                     **kwargs):
+        "Show inputs, targets and predictions of the first batch of `ds_type` (or of the loader `dl`); `return_fig`: the figure."
         check_rows(rows, 'show_results')
         dl = ifnone(dl, self.data.dl(ds_type))
         ds = dl.dataset
@@ -93,4 +94,5 @@ class Inference:
         xs = [ds.x.reconstruct(to_detach(xb[i])) for i in range(n)]
         ys = [ds.y.reconstruct(to_detach(yb[i])) for i in range(n)]
         zs = [ds.y.reconstruct(ds.y.analyze_pred(preds[i])) for i in range(n)]
-        return ds.x.show_xyzs(xs, ys, zs, **kwargs)
+        fig = ds.x.show_xyzs(xs, ys, zs, **kwargs)
+        return fig if return_fig else None   # a returned figure would show twice in a notebook

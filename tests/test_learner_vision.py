@@ -53,7 +53,8 @@ def test_fit_predict_and_results(learn, tmp_path):
     assert preds.shape == (12, 2) and targs.shape == (12,)
     cats = learn.pred_batch(reconstruct=True)
     assert all(isinstance(c, Category) for c in cats)
-    fig = learn.show_results(rows=2)
+    assert learn.show_results(rows=2) is None   # drawn, not returned (a notebook would show it twice)
+    fig = learn.show_results(rows=2, return_fig=True)
     assert len([ax for ax in fig.axes if ax.get_title()]) == 4
     learn.recorder.plot_losses(); learn.recorder.plot_lr(show_moms=True); learn.recorder.plot_metrics()
 
@@ -78,7 +79,8 @@ def test_bf16_and_channels_last_train_on_cpu(learn):
 def test_show_batch_and_one_batch(learn):
     xb, yb = learn.data.one_batch(denorm=True)
     assert xb.min() >= -1e-4 and xb.max() <= 1 + 1e-4            # denormalised back to [0, 1]
-    fig = learn.data.show_batch(rows=2)
+    assert learn.data.show_batch(rows=2) is None
+    fig = learn.data.show_batch(rows=2, return_fig=True)
     assert len(fig.axes) == 4
 
 
@@ -104,5 +106,5 @@ def test_image_to_image_denormalises_targets(tmp_path):
     assert isinstance(img, Image) and torch.allclose(img.px, imgs[0].px, atol=1e-4)
     imgs[0].save(tmp_path/'pred.png')
     assert open_image(tmp_path/'pred.png').shape == (3, 8, 8)
-    fig = learn.show_results(rows=2)
+    fig = learn.show_results(rows=2, return_fig=True)
     assert [ax.get_title() for ax in fig.axes[:3]] == ['Input', 'Prediction', 'Target']

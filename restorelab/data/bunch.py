@@ -333,12 +333,15 @@ class DataBunch:
                                         self.device, list(self.valid_dl.tfms))
         return self
 
-    def show_batch(self, rows: int = 5, ds_type: DatasetType = DatasetType.Train, figsize=None, **kwargs):
-        "Show a batch of `ds_type`: `rows` rows of inputs with their targets."
+    def show_batch(self, rows: int = 5, ds_type: DatasetType = DatasetType.Train, figsize=None,
+                   return_fig: bool = False, **kwargs):
+        "Show a batch of `ds_type`: `rows` rows of inputs with their targets; the figure is returned with `return_fig`."
         check_rows(rows, 'show_batch')
         ds = self.dl(ds_type).dataset
         xb, yb = self.one_batch(ds_type, denorm=True)
         n = min(len(xb), ds.x.n_show(rows))
         xs = [ds.x.reconstruct(xb[i]) for i in range(n)]
         ys = [ds.y.reconstruct(yb[i]) for i in range(n)]
-        return ds.x.show_xys(xs, ys, rows=rows, figsize=figsize, **kwargs)
+        fig = ds.x.show_xys(xs, ys, rows=rows, figsize=figsize, **kwargs)
+        # not returned by default (as v1): a notebook would show a returned figure a second time
+        return fig if return_fig else None
