@@ -14,14 +14,14 @@ both alike. Ratio = nn.Conv2d's time ÷ MatmulConv2d's (> 1: the matrix product 
 MatmulConv2d for its convs of at least `MATMUL_MIN_WEIGHTS` (2**23) weights: this table is where that number comes from.
 A benchmark: it asserts no time. Writes bench/results/matmul_conv.md.
 """
-import statistics, sys, time
+import argparse, statistics, sys, time
 from pathlib import Path
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import fmt, log, machine_info, machine_section, option_parser, parse_options, started, table, write_report
+from _harness import fmt, log, machine_info, machine_section, parse_options, started, table, write_report
 
 from restorelab.layers import MatmulConv2d
 from restorelab.models.gan import MATMUL_MIN_WEIGHTS
@@ -77,10 +77,12 @@ def measure(case, mode, repeats):
 
 
 def main():
-    p = option_parser(__doc__, rounds=1, rounds_help='unused (one process; --repeats sets the samples)')
+    # no --rounds, unlike the orchestrators that start a process per contestant: one process, --repeats samples
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--repeats', type=int, default=5, help='timed calls per contestant, pass and case')
     p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
     args = parse_options(p, 'matmul_conv.md')
+    if args.repeats < 1: p.error('--repeats must be at least 1')
     if args.threads: torch.set_num_threads(args.threads)
     start = started()
     rows = []
